@@ -1,0 +1,1 @@
+"""Stage 5: carry out planned actions, recording intent before every side effect."""

@@ -1,0 +1,1 @@
+"""Stage 3: what Flink is actually running, one overview call per cluster per cycle."""

@@ -1,0 +1,1 @@
+"""Stage 4: the planner, a pure function (desired, observed, recorded) → actions."""

@@ -1,0 +1,226 @@
+"""The daemon's configuration: one YAML file plus environment overrides.
+
+Every field states its unit and default. Secrets are never inline: they are
+:class:`~flink_gitops.secrets.SecretRef` (a file or a systemd credential).
+Environment variables override the file: ``FLINK_GITOPS_<FIELD>``, nested
+with ``__`` (``FLINK_GITOPS_GIT__REF=release``). With no file at all the
+embedded defaults apply: SQLite under ``state_dir``, one local cluster
+``default`` on http://127.0.0.1:8081, and the bundled example repository.
+
+Each area owns its section model here; neighbours read only their section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from flink_gitops.errors import ConfigError
+from flink_gitops.secrets import SecretRef
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClusterAuth(_Section):
+    """How to authenticate to a Flink REST endpoint (usually a reverse proxy in front of it)."""
+
+    #: none | basic | bearer. Default none.
+    kind: Literal["none", "basic", "bearer"] = "none"
+    #: basic auth user name (not secret).
+    username: str | None = None
+    #: basic auth password.
+    password: SecretRef | None = None
+    #: bearer token.
+    token: SecretRef | None = None
+
+
+class ClusterTls(_Section):
+    #: PEM file of the CA that signed the server certificate; default: system trust store.
+    ca_file: Path | None = None
+    #: client certificate (PEM) for mutual TLS.
+    cert_file: Path | None = None
+    #: client private key (PEM) for mutual TLS; a secret, so by reference.
+    key: SecretRef | None = None
+    #: verify the server certificate. Default true; false only for tests.
+    verify: bool = True
+
+
+class ClusterConfig(_Section):
+    """One Flink session cluster the daemon manages."""
+
+    #: REST base URL. Default http://127.0.0.1:8081.
+    url: str = "http://127.0.0.1:8081"
+    auth: ClusterAuth = Field(default_factory=ClusterAuth)
+    tls: ClusterTls = Field(default_factory=ClusterTls)
+    #: per-request timeout, seconds. Default 10.
+    request_timeout_s: float = 10.0
+    #: tries for idempotent calls (GETs, polls), including the first. Default 4.
+    max_attempts: int = 4
+    #: first backoff delay, seconds; doubles each try with full jitter. Default 0.5.
+    backoff_initial_s: float = 0.5
+    #: backoff ceiling, seconds. Default 10.
+    backoff_max_s: float = 10.0
+    #: consecutive failures that open the circuit breaker. Default 5.
+    breaker_threshold: int = 5
+    #: how long an open breaker stays open before a trial call, seconds. Default 30.
+    breaker_reset_s: float = 30.0
+    #: how long to wait for a savepoint / stop operation, seconds. Default 600.
+    savepoint_timeout_s: float = 600.0
+
+
+class SignaturePolicy(_Section):
+    """Which commits are trusted. Default: signatures not checked."""
+
+    #: none | gpg | ssh. Default none.
+    mode: Literal["none", "gpg", "ssh"] = "none"
+    #: gpg: a GNUPGHOME directory holding only the trusted public keys.
+    gpg_home: Path | None = None
+    #: gpg: allowed key fingerprints (full, hex); empty = any key in gpg_home.
+    allowed_fingerprints: list[str] = Field(default_factory=list)
+    #: ssh: an allowed_signers file (ssh-keygen(1) format).
+    allowed_signers_file: Path | None = None
+
+
+class GitConfig(_Section):
+    """The repository the desired state comes from."""
+
+    #: clone URL (https://, ssh://, git://, file:// or a local path). Default: the bundled example repo.
+    url: str = ""
+    #: branch name, tag name, or full commit SHA to track. Default main.
+    ref: str = "main"
+    #: directory inside the repo that holds the job specs. Default "." (the whole repo).
+    path: str = "."
+    #: where the clone is cached; default <state_dir>/git.
+    cache_dir: Path | None = None
+    #: SSH private key for ssh:// remotes.
+    ssh_key: SecretRef | None = None
+    #: known_hosts file; host keys are always checked for ssh://.
+    known_hosts_file: Path | None = None
+    #: HTTPS token (sent as the password of user ``token_user``).
+    token: SecretRef | None = None
+    #: user name that goes with the token. Default x-access-token.
+    token_user: str = "x-access-token"  # noqa: S105 - a user name, not a secret
+    #: fetch depth for the first clone; 0 = full history. Default 50.
+    depth: int = 50
+    #: how often to poll, seconds. Default 30.
+    poll_interval_s: float = 30.0
+    #: timeout for one fetch, seconds. Default 60.
+    fetch_timeout_s: float = 60.0
+    signatures: SignaturePolicy = Field(default_factory=SignaturePolicy)
+
+
+class SpecLimits(_Section):
+    """Guards against hostile or broken spec files."""
+
+    #: largest spec file, bytes. Default 1 MiB.
+    max_file_bytes: int = 1024 * 1024
+    #: most YAML documents in one file. Default 100.
+    max_documents: int = 100
+    #: deepest nesting of mappings/sequences. Default 32.
+    max_depth: int = 32
+    #: most YAML nodes in one file (alias expansion counts). Default 100,000.
+    max_nodes: int = 100_000
+
+
+class StoreConfig(_Section):
+    """Where state lives. Default: SQLite file <state_dir>/state.db."""
+
+    #: SQLAlchemy URL without a password (postgresql+psycopg://user@host:5432/db); default SQLite.
+    url: str | None = None
+    #: PostgreSQL password, read from a file or systemd credential.
+    password: SecretRef | None = None
+    #: leader lease length, seconds. Default 30.
+    lease_ttl_s: float = 30.0
+
+
+class AuditConfig(_Section):
+    """Keys for the encrypted audit trail: exactly one source is used."""
+
+    #: key file made by ``flink-gitops keys generate`` (mode 0600). Default <state_dir>/audit.key.
+    key_file: Path | None = None
+    #: passphrase, stretched with a memory-hard KDF.
+    passphrase: SecretRef | None = None
+    #: command that prints the key material (a KMS CLI); run without a shell.
+    key_command: list[str] | None = None
+    #: rotate the data key automatically after this many days; null = never. Default null.
+    max_key_age_days: float | None = None
+    #: file holding the chain head outside the database; default <state_dir>/audit.head.
+    head_file: Path | None = None
+
+
+class HttpConfig(_Section):
+    #: bind address. Default 127.0.0.1 (localhost only).
+    host: str = "127.0.0.1"
+    #: TCP port. Default 8480.
+    port: int = 8480
+
+
+def _default_clusters() -> dict[str, ClusterConfig]:
+    return {"default": ClusterConfig()}
+
+
+class Settings(BaseSettings):
+    """All of the daemon's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLINK_GITOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    #: directory for the database, the Git cache, the audit head and keys. Default ./state.
+    state_dir: Path = Path("state")
+    clusters: dict[str, ClusterConfig] = Field(default_factory=_default_clusters)
+    git: GitConfig = Field(default_factory=GitConfig)
+    spec_limits: SpecLimits = Field(default_factory=SpecLimits)
+    #: allow https:// jars without jarSha256 at deploy. Default false.
+    allow_unpinned_artifacts: bool = False
+    #: allow repo jars / file:// jars only under these roots (besides the repo itself). Default none.
+    artifact_roots: list[Path] = Field(default_factory=list)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    #: the name this instance writes into audit records and leases. Default: the host name.
+    instance_name: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (passed as init values); no .env, no secrets dir.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load the config file (or only the embedded defaults and environment when ``path`` is None)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            raise ConfigError(f"{where}: invalid YAML in config") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: config must be a mapping at the top level")
+        data = loaded
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{path or 'environment'}: invalid config: {problems}") from exc
