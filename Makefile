@@ -9,12 +9,13 @@ FLINK_CACHE ?= $(HOME)/.cache/flink-gitops
 FLINK_VERSION ?= 2.3.0
 FLINK_HOME ?= $(FLINK_CACHE)/flink-$(FLINK_VERSION)/pyflink
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 BIN := $(VENV)/bin
 export FLINK_HOME
 export FLINK_GITOPS_FLINK_CACHE := $(FLINK_CACHE)
 
-.PHONY: demo test lint typecheck venv flink schemas bench clean
+.PHONY: demo test lint typecheck venv flink flink120 schemas bench clean
 
 $(BIN)/flink-gitops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,17 +25,20 @@ $(BIN)/flink-gitops: pyproject.toml
 
 venv: $(BIN)/flink-gitops
 
-$(FLINK_HOME)/bin/jobmanager.sh:
-	mkdir -p $(FLINK_CACHE)
-	$(PYTHON) -m pip install --quiet --no-deps --target $(FLINK_CACHE)/flink-$(FLINK_VERSION).tmp \
-		apache-flink==$(FLINK_VERSION) apache-flink-libraries==$(FLINK_VERSION)
-	rm -rf $(FLINK_CACHE)/flink-$(FLINK_VERSION)
-	mv $(FLINK_CACHE)/flink-$(FLINK_VERSION).tmp $(FLINK_CACHE)/flink-$(FLINK_VERSION)
+# ensure_flink: pip wheels for 2.x, an assembled home for 1.20.x; locked, installed atomically.
+ENSURE_FLINK = $(BIN)/python -c 'import sys; from flink_gitops.flink.local import ensure_flink; print(ensure_flink(sys.argv[1]))'
+
+$(FLINK_HOME)/bin/jobmanager.sh: | $(BIN)/flink-gitops
+	$(ENSURE_FLINK) $(FLINK_VERSION)
 
 flink: $(FLINK_HOME)/bin/jobmanager.sh
 
+# Flink 1.20.5 for the flink120 tests (the fixture installs it on first use otherwise; ~232 MB download).
+flink120: venv
+	$(ENSURE_FLINK) 1.20.5
+
 demo: venv flink
-	$(BIN)/flink-gitops demo
+	$(BIN)/flink-gitops demo $(DEMO_ARGS)
 
 lint: venv
 	$(BIN)/ruff check daemon tests bench
@@ -47,7 +51,7 @@ test: venv flink lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 schemas: venv
-	$(BIN)/flink-gitops validate --write-schemas
+	$(BIN)/flink-gitops schema --write schemas
 
 bench: venv flink
 	$(BIN)/python -m bench

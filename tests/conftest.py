@@ -8,10 +8,21 @@ and a loopback git daemon (tests/fixtures/gitserver.py).
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from flink_gitops.clock import FakeClock
 
-pytest_plugins: list[str] = []
+# Shared 2-core machines: no per-example deadlines (timing is for bench/, not tests).
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("default")
+
+pytest_plugins = [
+    "tests.fixtures.flink",
+    "tests.fixtures.postgres",
+    "tests.fixtures.gitserver",
+]
 
 
 @pytest.fixture

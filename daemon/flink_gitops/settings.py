@@ -13,10 +13,10 @@ Each area owns its section model here; neighbours read only their section.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flink_gitops.errors import ConfigError
@@ -39,6 +39,14 @@ class ClusterAuth(_Section):
     #: bearer token.
     token: SecretRef | None = None
 
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.kind == "basic" and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs 'username' and 'password'")
+        if self.kind == "bearer" and self.token is None:
+            raise ValueError("bearer auth needs 'token'")
+        return self
+
 
 class ClusterTls(_Section):
     #: PEM file of the CA that signed the server certificate; default: system trust store.
@@ -49,6 +57,12 @@ class ClusterTls(_Section):
     key: SecretRef | None = None
     #: verify the server certificate. Default true; false only for tests.
     verify: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> Self:
+        if (self.cert_file is None) != (self.key is None):
+            raise ValueError("a client certificate needs both 'cert_file' and 'key'")
+        return self
 
 
 class ClusterConfig(_Section):
@@ -72,6 +86,14 @@ class ClusterConfig(_Section):
     breaker_reset_s: float = 30.0
     #: how long to wait for a savepoint / stop operation, seconds. Default 600.
     savepoint_timeout_s: float = 600.0
+
+    @model_validator(mode="after")
+    def _plain_url(self) -> Self:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("cluster url must start with http:// or https://")
+        if "@" in self.url.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("cluster url must not hold credentials; use 'auth' with a secret file")
+        return self
 
 
 class SignaturePolicy(_Section):
@@ -112,6 +134,8 @@ class GitConfig(_Section):
     poll_interval_s: float = 30.0
     #: timeout for one fetch, seconds. Default 60.
     fetch_timeout_s: float = 60.0
+    #: accept a new commit that does not descend from the last good one (history rewritten). Default false.
+    allow_force_push: bool = False
     signatures: SignaturePolicy = Field(default_factory=SignaturePolicy)
 
 
@@ -137,6 +161,9 @@ class StoreConfig(_Section):
     password: SecretRef | None = None
     #: leader lease length, seconds. Default 30.
     lease_ttl_s: float = 30.0
+    #: how long a write waits for the database lock (SQLite busy_timeout) and a connection
+    #: attempt waits (PostgreSQL connect_timeout), seconds. Default 30.
+    busy_timeout_s: float = 30.0
 
 
 class AuditConfig(_Section):
@@ -148,6 +175,8 @@ class AuditConfig(_Section):
     passphrase: SecretRef | None = None
     #: command that prints the key material (a KMS CLI); run without a shell.
     key_command: list[str] | None = None
+    #: how long the key command may run, seconds. Default 30.
+    key_command_timeout_s: float = 30.0
     #: rotate the data key automatically after this many days; null = never. Default null.
     max_key_age_days: float | None = None
     #: file holding the chain head outside the database; default <state_dir>/audit.head.

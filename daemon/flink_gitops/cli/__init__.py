@@ -74,10 +74,11 @@ def main(ctx: click.Context, config: Path | None, log_level: str) -> None:
 
 
 def _register() -> None:
-    from flink_gitops.cli import audit, demo, keys, plan, validate
+    from flink_gitops.cli import audit, demo, keys, plan, schema, validate
 
     main.add_command(validate.validate)
     main.add_command(plan.plan)
+    main.add_command(schema.schema)
     main.add_command(audit.audit)
     main.add_command(keys.keys)
     main.add_command(demo.demo)

@@ -1,0 +1,555 @@
+"""The Flink REST client: the only module that imports httpx.
+
+One :class:`FlinkClient` per cluster. It maps every failure into the
+:mod:`.errors` tree, retries idempotent calls only (GETs, polls, plans; never a
+run, stop, savepoint trigger, upload, cancel or delete) through :mod:`.retry`,
+guards the cluster with a circuit breaker (:mod:`.breaker`) and parses answers
+into :mod:`.models`. It learns the Flink version from ``/config`` once and
+shapes version-specific requests from it. Time comes from an injected
+:class:`~flink_gitops.clock.Clock`; credentials from
+:mod:`flink_gitops.secrets` and never reach logs, reprs or errors.
+Neighbours: observe (reads), execute (submits, stops, savepoints),
+flink/local.py (readiness via :meth:`FlinkClient.overview`).
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import ssl
+from collections.abc import Callable, Collection, Generator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+from loguru import logger
+from pydantic import BaseModel, ValidationError
+
+from flink_gitops.clock import Clock, SystemClock
+from flink_gitops.errors import ConfigError
+from flink_gitops.flink.breaker import CircuitBreaker
+from flink_gitops.flink.errors import (
+    DuplicateJobId,
+    FlinkAuthError,
+    FlinkBadRequest,
+    FlinkConflict,
+    FlinkNotFound,
+    FlinkPermanentError,
+    FlinkProgramError,
+    FlinkServerError,
+    FlinkTimeout,
+    FlinkUnreachable,
+    OperationFailed,
+    SavepointFailed,
+)
+from flink_gitops.flink.ids import deterministic_job_id
+from flink_gitops.flink.models import (
+    TERMINAL_STATES,
+    AsyncOperation,
+    CheckpointStats,
+    ClusterOverview,
+    DashboardConfig,
+    JarList,
+    JarUpload,
+    JobConfig,
+    JobDetails,
+    JobExceptions,
+    JobPlan,
+    JobsOverview,
+    RunRequest,
+    RunResult,
+    TaskManagers,
+    TriggerResponse,
+    last_cause,
+)
+from flink_gitops.flink.retry import RetryPolicy
+from flink_gitops.secrets import Secret, read_secret
+from flink_gitops.settings import ClusterConfig, ClusterTls
+
+__all__ = ["FlinkClient", "deterministic_job_id"]
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Flink's names for a run that reused a job id still listed by the cluster.
+_DUPLICATE_MARKERS = ("DuplicateApplicationSubmissionException", "DuplicateJobSubmissionException")
+#: Default poll interval for the wait helpers, seconds (callers may pass their own).
+DEFAULT_POLL_S = 0.2
+
+
+class _HeaderAuth(httpx.Auth):
+    """Adds one Authorization header per request; holds the value as a Secret (no repr leaks)."""
+
+    def __init__(self, header: Secret) -> None:
+        self._header = header
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header.reveal_text()
+        yield request
+
+    def __repr__(self) -> str:
+        return "_HeaderAuth('**********')"
+
+
+def basic_auth(username: str, password: Secret) -> httpx.Auth:
+    token = base64.b64encode(username.encode("utf-8") + b":" + password.reveal()).decode("ascii")
+    return _HeaderAuth(Secret(f"Basic {token}".encode("ascii")))
+
+
+def bearer_auth(token: Secret) -> httpx.Auth:
+    return _HeaderAuth(Secret(b"Bearer " + token.reveal()))
+
+
+def _ssl_context(tls: ClusterTls) -> ssl.SSLContext:
+    """Server verification with an optional custom CA, plus an optional client certificate."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if not tls.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if tls.cert_file is not None:
+            if tls.key is None:
+                raise ConfigError("tls.cert_file is set but tls.key is not")
+            # The key must be password-less; it is read from the secret's file, never copied.
+            ctx.load_cert_chain(certfile=str(tls.cert_file), keyfile=str(tls.key.path()))
+        elif tls.key is not None:
+            raise ConfigError("tls.key is set but tls.cert_file is not")
+    except (ssl.SSLError, OSError) as exc:
+        where = tls.key.describe() if tls.key is not None else "the CA file"
+        raise ConfigError(
+            f"cannot load TLS material (cert {tls.cert_file}, key {where}, ca {tls.ca_file}): "
+            f"{type(exc).__name__}"
+        ) from exc
+    return ctx
+
+
+def _redact_url(url: str) -> str:
+    """The URL without any user:password part."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _has_flink_errors(response: httpx.Response) -> bool:
+    """The body is Flink's own ``{"errors": [...]}`` (not a proxy's error page)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("errors"), list) and bool(body["errors"])
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """Flink's error text reduced to its real cause (the last ``Caused by:`` line), bounded."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        texts = [str(e) for e in body["errors"]]
+        joined = "\n".join(texts)
+        cause = last_cause(joined)
+        head = texts[0].strip().splitlines()[0] if texts and texts[0].strip() else ""
+        if cause and cause != head and "Caused by:" in joined:
+            head_msg = head.rsplit(": ", 1)[-1] if ": " in head else head
+            detail = f"{head_msg} Caused by: {cause}" if head_msg else cause
+        else:
+            detail = cause or head
+    else:
+        detail = response.text.strip().splitlines()[0] if response.text.strip() else response.reason_phrase
+    return detail[:2000]
+
+
+class FlinkClient:
+    """A typed client for one Flink cluster's REST API.
+
+    ``FlinkClient.from_config(name, config, clock)`` in the daemon;
+    ``FlinkClient(base_url, ...)`` in tests (``transport`` takes an ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        name: str = "default",
+        clock: Clock | None = None,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        breaker_threshold: int = 5,
+        breaker_reset_s: float = 30.0,
+        savepoint_timeout_s: float = 600.0,
+        auth: httpx.Auth | None = None,
+        verify: ssl.SSLContext | bool = True,
+        transport: httpx.BaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._clock: Clock = clock or SystemClock()
+        self.retry = retry or RetryPolicy(rng=rng or random.Random())
+        self.breaker = CircuitBreaker(
+            name, threshold=breaker_threshold, reset_s=breaker_reset_s, clock=self._clock
+        )
+        self.savepoint_timeout_s = savepoint_timeout_s
+        self._version: DashboardConfig | None = None
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout_s, auth=auth, verify=verify, transport=transport
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        config: ClusterConfig,
+        clock: Clock | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> Self:
+        """A client for the cluster ``name`` as configured; reads credentials from their files now.
+
+        ``transport`` is for tests (an ``httpx.MockTransport``)."""
+        auth: httpx.Auth | None = None
+        if config.auth.kind == "basic":
+            if config.auth.username is None or config.auth.password is None:
+                raise ConfigError(f"cluster {name!r}: basic auth needs username and password")
+            auth = basic_auth(config.auth.username, read_secret(config.auth.password))
+        elif config.auth.kind == "bearer":
+            if config.auth.token is None:
+                raise ConfigError(f"cluster {name!r}: bearer auth needs a token")
+            auth = bearer_auth(read_secret(config.auth.token))
+        verify: ssl.SSLContext | bool = True
+        if config.url.startswith("https://"):
+            verify = _ssl_context(config.tls)
+        return cls(
+            config.url,
+            name=name,
+            clock=clock,
+            timeout_s=config.request_timeout_s,
+            retry=RetryPolicy(
+                max_attempts=config.max_attempts,
+                initial_s=config.backoff_initial_s,
+                max_s=config.backoff_max_s,
+            ),
+            breaker_threshold=config.breaker_threshold,
+            breaker_reset_s=config.breaker_reset_s,
+            savepoint_timeout_s=config.savepoint_timeout_s,
+            auth=auth,
+            verify=verify,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"FlinkClient(name={self.name!r}, base_url={_redact_url(self.base_url)!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- cluster -------------------------------------------------------------------------------
+
+    def overview(self) -> ClusterOverview:
+        """``GET /overview``: task managers, slots and job counts."""
+        return self._get("/overview", ClusterOverview)
+
+    def config(self) -> DashboardConfig:
+        """``GET /config`` (not cached; see :meth:`version`)."""
+        return self._get("/config", DashboardConfig)
+
+    def version(self) -> DashboardConfig:
+        """The cluster's ``/config``, fetched once and cached (the version does not change under us)."""
+        if self._version is None:
+            self._version = self.config()
+        return self._version
+
+    def taskmanagers(self) -> TaskManagers:
+        return self._get("/taskmanagers", TaskManagers)
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    def jobs_overview(self) -> JobsOverview:
+        """``GET /jobs/overview``: every job the cluster lists, terminal ones included."""
+        return self._get("/jobs/overview", JobsOverview)
+
+    def job(self, job_id: str) -> JobDetails:
+        return self._get(f"/jobs/{_seg(job_id)}", JobDetails)
+
+    def job_config(self, job_id: str) -> JobConfig:
+        return self._get(f"/jobs/{_seg(job_id)}/config", JobConfig)
+
+    def checkpoints(self, job_id: str) -> CheckpointStats:
+        return self._get(f"/jobs/{_seg(job_id)}/checkpoints", CheckpointStats)
+
+    def exceptions(self, job_id: str) -> JobExceptions:
+        return self._get(f"/jobs/{_seg(job_id)}/exceptions", JobExceptions)
+
+    def cancel(self, job_id: str) -> None:
+        """``PATCH /jobs/:id?mode=cancel``: cancel without a savepoint. Not retried."""
+        self._call("PATCH", f"/jobs/{_seg(job_id)}", params={"mode": "cancel"})
+
+    # --- jars ----------------------------------------------------------------------------------
+
+    def jars(self) -> JarList:
+        return self._get("/jars", JarList)
+
+    def upload_jar(self, path: Path) -> str:
+        """Upload a jar (multipart field ``jarfile``) and return its jar id. Not retried."""
+        with path.open("rb") as fh:
+            answer = self._call(
+                "POST", "/jars/upload", files={"jarfile": (path.name, fh, "application/x-java-archive")}
+            )
+        return self._parse("POST", "/jars/upload", answer, JarUpload).jar_id
+
+    def delete_jar(self, jar_id: str) -> None:
+        """``DELETE /jars/:id``. Not retried."""
+        self._call("DELETE", f"/jars/{_seg(jar_id)}")
+
+    def plan(self, jar_id: str, request: RunRequest) -> JobPlan:
+        """``POST /jars/:id/plan``: the job graph the run would build (no side effect, so retried)."""
+        body = request.to_body(self.version().major)
+        for key in ("savepointPath", "allowNonRestoredState", "claimMode", "restoreMode", "jobId"):
+            body.pop(key, None)
+        path = f"/jars/{_seg(jar_id)}/plan"
+        answer = self.retry.call(self._clock, lambda: self._call("POST", path, json=body, program=True))
+        return self._parse("POST", path, answer, JobPlan)
+
+    def run(self, jar_id: str, request: RunRequest) -> RunResult:
+        """``POST /jars/:id/run``. Never retried.
+
+        Raises :class:`DuplicateJobId` when ``request.job_id`` is already listed, and
+        :class:`FlinkBadRequest` / :class:`FlinkServerError` whose message carries Flink's real cause.
+        """
+        path = f"/jars/{_seg(jar_id)}/run"
+        body = request.to_body(self.version().major)
+        try:
+            answer = self._call("POST", path, json=body, program=True)
+        except (FlinkPermanentError, FlinkServerError) as exc:
+            if request.job_id is not None and any(m in str(exc) for m in _DUPLICATE_MARKERS):
+                raise DuplicateJobId(
+                    request.job_id, cluster=self.name, method="POST", path=path, status=exc.status
+                ) from exc
+            raise
+        return self._parse("POST", path, answer, RunResult)
+
+    # --- savepoints ------------------------------------------------------------------------------
+
+    def trigger_savepoint(self, job_id: str, target_directory: str | None = None) -> str:
+        """``POST /jobs/:id/savepoints`` (the job keeps running); returns the trigger id. Not retried."""
+        body: dict[str, Any] = {"cancel-job": False}
+        if target_directory is not None:
+            body["target-directory"] = target_directory
+        return self._trigger(f"/jobs/{_seg(job_id)}/savepoints", body)
+
+    def stop_with_savepoint(
+        self, job_id: str, target_directory: str | None = None, *, drain: bool = False
+    ) -> str:
+        """``POST /jobs/:id/stop``; returns the trigger id for :meth:`wait_for_savepoint`. Not retried."""
+        body: dict[str, Any] = {"drain": drain}
+        if target_directory is not None:
+            body["targetDirectory"] = target_directory
+        return self._trigger(f"/jobs/{_seg(job_id)}/stop", body)
+
+    def savepoint_status(self, job_id: str, trigger_id: str) -> AsyncOperation:
+        """``GET /jobs/:id/savepoints/:triggerid`` (also the status of a stop)."""
+        return self._get(f"/jobs/{_seg(job_id)}/savepoints/{_seg(trigger_id)}", AsyncOperation)
+
+    def wait_for_savepoint(
+        self, job_id: str, trigger_id: str, timeout: float | None = None, *, poll_s: float = DEFAULT_POLL_S
+    ) -> str:
+        """Poll a savepoint or stop until it ends; return the savepoint location.
+
+        COMPLETED with a failure cause, or without a location, raises :class:`SavepointFailed`;
+        running out of ``timeout`` seconds (default: the cluster's savepoint timeout) raises
+        :class:`FlinkTimeout`.
+        """
+        path = f"/jobs/{_seg(job_id)}/savepoints/{_seg(trigger_id)}"
+        op = self._poll("GET", path, lambda: self.savepoint_status(job_id, trigger_id), timeout, poll_s)
+        result = op.operation
+        if result is not None and result.failure_cause is not None:
+            raise SavepointFailed(
+                f"savepoint failed: {result.failure_cause.summary()}",
+                cluster=self.name,
+                method="GET",
+                path=path,
+            )
+        if result is None or not result.location:
+            raise SavepointFailed(
+                "savepoint operation completed without a location", cluster=self.name, method="GET", path=path
+            )
+        return result.location
+
+    def dispose_savepoint(self, savepoint_path: str) -> str:
+        """``POST /savepoint-disposal``; returns the trigger id. Not retried."""
+        return self._trigger("/savepoint-disposal", {"savepoint-path": savepoint_path})
+
+    def disposal_status(self, trigger_id: str) -> AsyncOperation:
+        return self._get(f"/savepoint-disposal/{_seg(trigger_id)}", AsyncOperation)
+
+    def wait_for_disposal(
+        self, trigger_id: str, timeout: float | None = None, *, poll_s: float = DEFAULT_POLL_S
+    ) -> None:
+        """Poll a disposal until it ends; a failure cause raises :class:`OperationFailed`."""
+        path = f"/savepoint-disposal/{_seg(trigger_id)}"
+        op = self._poll("GET", path, lambda: self.disposal_status(trigger_id), timeout, poll_s)
+        if op.operation is not None and op.operation.failure_cause is not None:
+            raise OperationFailed(
+                f"savepoint disposal failed: {op.operation.failure_cause.summary()}",
+                cluster=self.name,
+                method="GET",
+                path=path,
+            )
+
+    def wait_for_job_state(
+        self,
+        job_id: str,
+        states: Collection[str],
+        timeout: float,
+        *,
+        poll_s: float = DEFAULT_POLL_S,
+        all_tasks_running: bool = False,
+    ) -> JobDetails:
+        """Poll ``GET /jobs/:id`` until the job is in one of ``states``.
+
+        With ``all_tasks_running`` a RUNNING job counts only once every vertex runs. A job that
+        reaches a terminal state not in ``states`` raises :class:`OperationFailed` at once; running
+        out of ``timeout`` seconds raises :class:`FlinkTimeout`. Job views are cached by Flink for
+        ``web.refresh-interval``, so a state shows up to that late.
+        """
+        wanted = frozenset(states)
+        path = f"/jobs/{_seg(job_id)}"
+        deadline = self._clock.monotonic() + timeout
+        while True:
+            details = self.job(job_id)
+            if details.state in wanted and (
+                not all_tasks_running or details.state != "RUNNING" or details.all_tasks_running
+            ):
+                return details
+            if details.state in TERMINAL_STATES:
+                raise OperationFailed(
+                    f"job {job_id} ended {details.state} while waiting for {sorted(wanted)}",
+                    cluster=self.name,
+                    method="GET",
+                    path=path,
+                )
+            if self._clock.monotonic() >= deadline:
+                raise FlinkTimeout(
+                    f"job {job_id} still {details.state} after {timeout:g} s, wanted {sorted(wanted)}",
+                    cluster=self.name,
+                    method="GET",
+                    path=path,
+                )
+            self._clock.sleep(poll_s)
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _trigger(self, path: str, body: dict[str, Any]) -> str:
+        return self._parse("POST", path, self._call("POST", path, json=body), TriggerResponse).request_id
+
+    def _poll(
+        self,
+        method: str,
+        path: str,
+        fetch: Callable[[], AsyncOperation],
+        timeout: float | None,
+        poll_s: float,
+    ) -> AsyncOperation:
+        limit = self.savepoint_timeout_s if timeout is None else timeout
+        deadline = self._clock.monotonic() + limit
+        while True:
+            op = fetch()
+            if op.completed:
+                return op
+            if self._clock.monotonic() >= deadline:
+                raise FlinkTimeout(
+                    f"operation still {op.status.id} after {limit:g} s",
+                    cluster=self.name,
+                    method=method,
+                    path=path,
+                )
+            self._clock.sleep(poll_s)
+
+    def _get(self, path: str, model: type[M], params: dict[str, str] | None = None) -> M:
+        """An idempotent GET: retried on temporary errors, parsed into ``model``."""
+        answer = self.retry.call(self._clock, lambda: self._call("GET", path, params=params))
+        return self._parse("GET", path, answer, model)
+
+    def _parse(self, method: str, path: str, answer: Any, model: type[M]) -> M:
+        try:
+            return model.model_validate(answer)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+            raise FlinkBadRequest(
+                f"unexpected answer shape for {model.__name__} ({fields})",
+                cluster=self.name,
+                method=method,
+                path=path,
+            ) from exc
+
+    def _call(self, method: str, path: str, *, program: bool = False, **kwargs: Any) -> Any:
+        """One HTTP request through the breaker; maps failures to :mod:`.errors`. Returns parsed JSON.
+
+        ``program``: a run or plan, whose 500 answers with Flink's own error text are about the
+        program or jar (:class:`FlinkProgramError`, :class:`FlinkNotFound`), not the cluster
+        (503 stays :class:`FlinkServerError`: a leader election, worth another try later).
+        """
+        self.breaker.acquire(method, path)
+        where: dict[str, Any] = {"cluster": self.name, "method": method, "path": path}
+        started = self._clock.monotonic()
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            self.breaker.failure()
+            logger.debug("flink {} {} {} -> timeout", self.name, method, path)
+            raise FlinkTimeout(f"request timed out ({type(exc).__name__})", **where) from exc
+        except httpx.TransportError as exc:
+            self.breaker.failure()
+            logger.debug("flink {} {} {} -> unreachable", self.name, method, path)
+            raise FlinkUnreachable(f"cannot reach the cluster ({type(exc).__name__})", **where) from exc
+        except BaseException:
+            self.breaker.release()
+            raise
+        ms = (self._clock.monotonic() - started) * 1000
+        status = response.status_code
+        logger.debug("flink {} {} {} -> {} ({:.0f} ms)", self.name, method, path, status, ms)
+        if status >= 500:
+            detail = _error_detail(response)
+            if program and status == 500 and _has_flink_errors(response):
+                self.breaker.success()
+                if "Jar file" in detail and "does not exist" in detail:
+                    raise FlinkNotFound(detail, status=status, **where)
+                raise FlinkProgramError(detail, status=status, **where)
+            self.breaker.failure()
+            raise FlinkServerError(detail, status=status, **where)
+        self.breaker.success()
+        if status >= 400:
+            detail = _error_detail(response)
+            if status == 400:
+                raise FlinkBadRequest(detail, status=status, **where)
+            if status in (401, 403):
+                raise FlinkAuthError(detail, status=status, **where)
+            if status == 404:
+                raise FlinkNotFound(detail, status=status, **where)
+            if status == 409:
+                raise FlinkConflict(detail, status=status, **where)
+            raise FlinkPermanentError(detail, status=status, **where)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise FlinkBadRequest("answer is not JSON", status=status, **where) from exc
+
+
+def _seg(value: str) -> str:
+    """One URL path segment, quoted (ids come from Flink or from us, but never trust them blindly)."""
+    return quote(value, safe="")

@@ -1,0 +1,37 @@
+"""Errors of the audit trail (``flink_gitops.record.audit``).
+
+Why separate: the reconciler must tell "the audit cannot be written, do not
+act" (:class:`AuditUnavailable`, retryable) from "the evidence has been
+tampered with" (:class:`AuditIntegrityError`, permanent). Messages carry
+sequence numbers and paths, never key material or record plaintext.
+Neighbours: record.audit.trail and .verify raise these; record.keys has the key errors.
+"""
+
+from __future__ import annotations
+
+from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
+
+
+class AuditError(FlinkGitOpsError):
+    """Base of every audit trail error."""
+
+
+class AuditUnavailable(AuditError, TemporaryError):
+    """The audit record could not be written: the caller must NOT take the action (fail closed)."""
+
+
+class AuditIntegrityError(AuditError, PermanentError):
+    """The stored trail or its head file does not add up (tampering, truncation, a forked chain)."""
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        super().__init__(message)
+        #: the sequence number where the chain breaks, when known.
+        self.seq = seq
+
+
+class AuditDecryptError(AuditError, PermanentError):
+    """A record does not decrypt under its key version with its seq and prev_hash (tampered or wrong key)."""
+
+    def __init__(self, message: str, *, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq

@@ -1,0 +1,160 @@
+"""The schema as SQLAlchemy Core tables, for queries (migrations/ creates it).
+
+Keep in step with the newest migration in ``migrations/versions``; a test
+compares the two. Times go through :class:`UtcDateTime`: TIMESTAMP WITH TIME
+ZONE on PostgreSQL, and on SQLite a fixed-width UTC text
+(``YYYY-MM-DD HH:MM:SS.ffffff``) that sorts as it compares. Neighbours:
+:mod:`.store` (queries), :mod:`.engine` (migrates).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Accepts only tz-aware datetimes; always returns tz-aware UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use a tz-aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json: sa.types.TypeEngine[Any] = sa.JSON()
+
+metadata = sa.MetaData()
+
+audit_records = sa.Table(
+    "audit_records",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("key_version", sa.Integer, nullable=False),
+    sa.Column("job_tag", sa.LargeBinary, nullable=True),
+    sa.Column("action_tag", sa.LargeBinary, nullable=False),
+    sa.Column("outcome_tag", sa.LargeBinary, nullable=True),
+    sa.Column("nonce", sa.LargeBinary, nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("prev_hash", sa.LargeBinary, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+)
+
+# Exactly one row (id = 1): the last seq and hash, locked by every appender.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+)
+
+audit_keys = sa.Table(
+    "audit_keys",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("params", Json, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("cluster", sa.String(253), primary_key=True),
+    sa.Column("name", sa.String(253), primary_key=True),
+    sa.Column("flink_job_id", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("reconciled_spec", Json, nullable=True),
+    sa.Column("reconciled_hash", sa.String(128), nullable=True),
+    sa.Column("reconciled_commit", sa.String(64), nullable=True),
+    sa.Column("stable_spec", Json, nullable=True),
+    sa.Column("stable_hash", sa.String(128), nullable=True),
+    sa.Column("stable_commit", sa.String(64), nullable=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+savepoints = sa.Table(
+    "savepoints",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("cluster", sa.String(253), nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("flink_job_id", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("disposed", sa.Boolean, nullable=False),
+    sa.Column("disposed_at", UtcDateTime, nullable=True),
+    sa.UniqueConstraint("cluster", "name", "path", name="uq_savepoints_job_path"),
+)
+
+operations = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("op_id", sa.String(64), primary_key=True),
+    sa.Column("cluster", sa.String(253), nullable=True),
+    sa.Column("name", sa.String(253), nullable=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("intent", Json, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("detail", Json, nullable=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+)
+
+cycles = sa.Table(
+    "cycles",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=False),
+    sa.Column("revision", sa.String(64), nullable=True),
+    sa.Column("counts", Json, nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+
+# Exactly one row (name = 'leader'); holder NULL while nobody holds it.
+lease = sa.Table(
+    "lease",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(253), nullable=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("acquired_at", UtcDateTime, nullable=True),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+)
+
+sa.Index("ix_audit_records_recorded_at", audit_records.c.recorded_at)
+sa.Index("ix_audit_records_job_tag", audit_records.c.job_tag)
+sa.Index("ix_audit_records_action_tag", audit_records.c.action_tag)
+sa.Index("ix_savepoints_job", savepoints.c.cluster, savepoints.c.name, savepoints.c.created_at)
+sa.Index("ix_operations_state", operations.c.state, operations.c.started_at)
+sa.Index("ix_operations_job", operations.c.cluster, operations.c.name, operations.c.started_at)
+sa.Index("ix_cycles_started_at", cycles.c.started_at)

@@ -1,0 +1,55 @@
+"""`flink-gitops demo` end to end: a real Flink 2.3.0 cluster, the example repository, a clean stop."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flink_gitops.cli import main
+from flink_gitops.source.tree import DirectoryTree
+from flink_gitops.specs.loader import SpecLoader
+
+EXAMPLE_REPO = Path(__file__).resolve().parents[2] / "example-repo"
+
+
+def _jvms_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "java" in cmdline and text in cmdline:
+                found.append(entry.name)
+    return found
+
+
+@pytest.mark.flink
+def test_demo_starts_a_cluster_loads_the_example_repo_and_stops(flink_home: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--workdir", str(workdir), "--repo", str(EXAMPLE_REPO)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    ready = r"Flink 2\.3\.0 at http://127\.0\.0\.1:\d+: ready in [\d.]+ s, TaskManagers: 1, slots: 4/4"
+    assert re.search(ready, out)
+    expected = SpecLoader().load(DirectoryTree(EXAMPLE_REPO)).valid_jobs()
+    assert expected  # the example repository has valid jobs
+    listed = set(re.findall(r"^  ([a-z0-9-]+) +\S+:\d+  cluster=", out, re.MULTILINE))
+    assert listed == set(expected)
+    summary = rf"Summary: Flink 2\.3\.0 with 1 TaskManager\(s\) and 4 slot\(s\); {len(expected)} job spec"
+    assert re.search(summary, out)
+    assert out.rstrip().endswith("Done.")
+    # stopped: no JVM left, its logs kept for the user
+    assert _jvms_mentioning(str(workdir)) == []
+    assert any((workdir / "cluster" / "log").glob("*.log"))
+
+
+def test_demo_refuses_a_missing_repo(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--workdir", str(tmp_path), "--repo", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert not (tmp_path / "cluster").exists()  # refused before anything started

@@ -1,0 +1,125 @@
+"""Crash safety: SIGKILL in the middle of a burst of appends leaves a chain that verifies and continues.
+
+Rule under test (record.audit.verify): the head file may lag the store by the
+one record whose append was in flight (head seq ∈ {db seq, db seq - 1} with
+that record's hash); verify says so and passes; the next append rewrites it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from flink_gitops.clock import FakeClock, SystemClock
+from flink_gitops.record.audit import Head, HeadFile, verify_trail
+from flink_gitops.record.audit.sealing import seal
+from flink_gitops.record.store import Store
+from tests.record.audit_helpers import ACTOR, event, open_trail
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from flink_gitops.clock import SystemClock
+    from flink_gitops.record.audit import AuditEvent, AuditTrail
+    from flink_gitops.record.keys import KeyFileSource
+    from flink_gitops.record.store import Store
+
+    d = Path(sys.argv[1])
+    store = Store.from_url(f"sqlite:///{d / 'state.db'}")
+    trail = AuditTrail.open(store, KeyFileSource(d / "audit.key"), head_file=d / "audit.head",
+                            clock=SystemClock(), actor="daemon:crash-child")
+    print("ready", flush=True)
+    i = 0
+    while True:
+        rec = trail.record(AuditEvent(action="job.deploy", actor="daemon:crash-child", job=f"j{i % 5}",
+                                      outcome="succeeded", details={"i": i, "pad": "x" * (i % 200)}))
+        print(rec.seq, flush=True)
+        i += 1
+    """
+)
+
+
+def _run_and_kill(directory: Path, after: int) -> int:
+    """Start an appender, SIGKILL it once it has reported ``after`` appends; the last seq it reported."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(directory)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    last = 0
+    for _ in range(after):
+        last = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)  # mid-burst: the child is appending as fast as it can
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    return last
+
+
+def test_sigkill_mid_burst_leaves_a_verifiable_chain_that_continues(tmp_path: Path) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        opened = open_trail(store, tmp_path, SystemClock())  # creates the key file and data key v1
+        head = HeadFile(tmp_path / "audit.head")
+        seen = 0
+        for burst in (40, 25, 60):
+            reported = _run_and_kill(tmp_path, burst)
+            db_seq, _ = store.audit_head()
+            assert db_seq >= reported > seen  # every reported append is durable
+            report = verify_trail(store, head, opened.keys)
+            assert report.ok, report.problems
+            assert report.records == db_seq
+            file_head = head.read()
+            assert file_head is not None
+            assert file_head.seq in (db_seq, db_seq - 1)
+            seen = db_seq
+        # A new appender (the restarted daemon) continues the chain and rewrites the head.
+        trail = open_trail(store, tmp_path, SystemClock())
+        rec = trail.record(event(1))
+        assert rec.seq == seen + 1
+        assert head.read() == Head(*store.audit_head())
+        assert verify_trail(store, head, trail.keys).ok
+    finally:
+        store.close()
+
+
+def test_head_lagging_by_the_in_flight_record_is_accepted_and_repaired(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    try:
+        trail = open_trail(store, tmp_path, clock)
+        for i in range(3):
+            trail.record(event(i))
+        # The crash window: the row committed, the process died before the head file write.
+        key, master = trail.keys.current(), trail.keys.master
+        store.append_audit(
+            lambda seq, prev: seal(
+                seq=seq, prev_hash=prev, event=event(9), recorded_at=clock.now(), key=key, master=master
+            )
+        )
+        head = HeadFile(tmp_path / "audit.head")
+        assert head.read() is not None
+        assert head.read().seq == 3
+        report = verify_trail(store, head, trail.keys)
+        assert report.ok, report.problems
+        assert any("lags the store by one record" in n for n in report.notes)
+
+        restarted = open_trail(store, tmp_path, clock)  # accepted on open
+        restarted.record(event(10))
+        assert head.read() == Head(*store.audit_head())
+        assert head.read().seq == 5  # type: ignore[union-attr]
+        report = verify_trail(store, head, trail.keys)
+        assert report.ok
+        assert not report.notes
+        assert report.records == 5
+        assert report.decrypted == 5
+        assert [r.event.actor for r in restarted.records()] == [ACTOR] * 5
+    finally:
+        store.close()
