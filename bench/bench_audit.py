@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appends", type=int, default=3000)
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--dir", default=None, help="Where the state goes (e.g. /dev/shm: no disk latency).")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-audit-", dir=args.dir) as tmp:
         directory = Path(tmp)
         generate_key_file(directory / "audit.key")
         figures = {**bench_appends(directory, args.appends), **bench_verify(directory, args.records)}

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fixtures (git helpers)
 
+from loguru import logger
 from tests.fixtures.gitserver import init_work_repo, isolated_env, running_git_daemon
 
 from flink_gitops.clock import SystemClock
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    logger.disable("flink_gitops")  # figures only, no per-poll log lines
     figures = run(args.files, args.rounds)
     print(json.dumps({"git": figures}, indent=2))
     for name, f in figures.items():

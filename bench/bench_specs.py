@@ -119,9 +119,15 @@ def make_repo(root: Path, count: int) -> Path:
     return root
 
 
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    start = time.perf_counter()
+#: CPU seconds of this process per measurement name (the machine is shared: wall time depends on load).
+CPU: dict[str, list[float]] = {}
+
+
+def timed(fn: Callable[[], T], cpu_name: str | None = None) -> tuple[float, T]:
+    start, cpu_start = time.perf_counter(), time.process_time()
     value = fn()
+    if cpu_name is not None:
+        CPU.setdefault(cpu_name, []).append(time.process_time() - cpu_start)
     return time.perf_counter() - start, value
 
 
@@ -133,10 +139,10 @@ def _stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _load_git(loader: SpecLoader, repo: Path, ref: str) -> tuple[float, int]:
+def _load_git(loader: SpecLoader, repo: Path, ref: str, name: str) -> tuple[float, int]:
     tree = open_tree(repo, ref)
     try:
-        seconds, state = timed(lambda: loader.load(tree))
+        seconds, state = timed(lambda: loader.load(tree), name)
     finally:
         tree.close()
     assert state.ok, state.problems[:3]
@@ -144,6 +150,7 @@ def _load_git(loader: SpecLoader, repo: Path, ref: str) -> tuple[float, int]:
 
 
 def bench_size(count: int, rounds: int) -> dict[str, object]:
+    CPU.clear()
     with tempfile.TemporaryDirectory(prefix="bench-specs-") as tmp:
         gen_s, repo = timed(lambda: make_repo(Path(tmp) / "repo", count))
         full: list[float] = []
@@ -151,12 +158,12 @@ def bench_size(count: int, rounds: int) -> dict[str, object]:
         one_changed: list[float] = []
         for _ in range(max(1, rounds // 2)):
             loader = SpecLoader()
-            seconds, jobs = _load_git(loader, repo, "main~1")
+            seconds, jobs = _load_git(loader, repo, "main~1", "full_load")
             assert jobs == count
             full.append(seconds)
             for _ in range(rounds):
-                nochange.append(_load_git(loader, repo, "main~1")[0])
-            one_changed.append(_load_git(loader, repo, "main")[0])
+                nochange.append(_load_git(loader, repo, "main~1", "nochange_poll")[0])
+            one_changed.append(_load_git(loader, repo, "main", "one_file_changed")[0])
             assert loader.last_parsed == 1
         open_s = [timed(lambda: open_tree(repo, "main").close())[0] for _ in range(rounds)]
         dir_full: list[float] = []
@@ -164,8 +171,11 @@ def bench_size(count: int, rounds: int) -> dict[str, object]:
         for _ in range(max(1, rounds // 2)):
             dir_loader = SpecLoader()
             tree: Tree = DirectoryTree(repo)
-            dir_full.append(timed(lambda: dir_loader.load(tree))[0])  # noqa: B023 - called at once
-            dir_nochange += [timed(lambda: dir_loader.load(tree))[0] for _ in range(rounds)]  # noqa: B023
+            dir_full.append(timed(lambda: dir_loader.load(tree), "dirtree_full_load")[0])  # noqa: B023
+            dir_nochange += [
+                timed(lambda: dir_loader.load(tree), "dirtree_nochange")[0]  # noqa: B023 - called at once
+                for _ in range(rounds)
+            ]
         return {
             "specs": count,
             "generate_repo_s": round(gen_s, 2),
@@ -175,6 +185,8 @@ def bench_size(count: int, rounds: int) -> dict[str, object]:
             "one_file_changed_s": _stats(one_changed),
             "dirtree_full_load_s": _stats(dir_full),
             "dirtree_nochange_s": _stats(dir_nochange),
+            # this process's CPU seconds (git cat-file's own CPU not included)
+            "cpu_s": {name: _stats(samples) for name, samples in CPU.items()},
         }
 
 

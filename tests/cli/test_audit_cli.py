@@ -195,3 +195,13 @@ def test_raw_row_hash_matches_export(state: Path, clock: FakeClock) -> None:
         [row] = store.audit_rows(limit=1)
     assert isinstance(row, AuditRow)
     assert base64.b64decode(first["hash"]) == row.hash == row_hash(row)
+
+
+def test_show_rejects_a_bad_time_and_limits_rows(state: Path, clock: FakeClock) -> None:
+    assert run(state, "keys", "generate").exit_code == 0
+    _fill(state, clock)
+    bad = run(state, "audit", "show", "--since", "yesterday")
+    assert bad.exit_code == 2
+    assert "ISO 8601" in bad.output
+    limited = run(state, "audit", "show", "--limit", "2")
+    assert [ln.split()[0] for ln in limited.output.splitlines()[1:]] == ["1", "2"]

@@ -11,21 +11,9 @@ from click.testing import CliRunner
 from flink_gitops.cli import main
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import SpecLoader
+from tests.fixtures.flink import jvms_mentioning
 
 EXAMPLE_REPO = Path(__file__).resolve().parents[2] / "example-repo"
-
-
-def _jvms_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "java" in cmdline and text in cmdline:
-                found.append(entry.name)
-    return found
 
 
 @pytest.mark.flink
@@ -44,7 +32,7 @@ def test_demo_starts_a_cluster_loads_the_example_repo_and_stops(flink_home: Path
     assert re.search(summary, out)
     assert out.rstrip().endswith("Done.")
     # stopped: no JVM left, its logs kept for the user
-    assert _jvms_mentioning(str(workdir)) == []
+    assert jvms_mentioning(str(workdir)) == []
     assert any((workdir / "cluster" / "log").glob("*.log"))
 
 

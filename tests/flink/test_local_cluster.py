@@ -26,7 +26,7 @@ from flink_gitops.flink.local import (
 )
 from flink_gitops.flink.models import RunRequest
 from flink_gitops.flink.retry import RetryPolicy
-from tests.fixtures.flink import JobJars, cancel_all_jobs, local_cluster, read_counts
+from tests.fixtures.flink import JobJars, cancel_all_jobs, jvms_mentioning, local_cluster, read_counts
 
 KEYS = {f"key-{i}" for i in range(4)}
 T = TypeVar("T")
@@ -42,20 +42,6 @@ def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 60.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.1)
-
-
-def _java_processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "java" in cmdline and text in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 # --- install and configuration (no cluster started) ------------------------------------------
@@ -249,7 +235,7 @@ def test_two_clusters_side_by_side_and_nothing_survives_teardown(
                 overview = client.overview()
             assert (overview.taskmanagers, overview.slots_total) == (1, 4)
         assert set(other.processes()) == {"jobmanager", "taskmanager"}
-        assert len(_java_processes_mentioning(str(workdir))) == 2
+        assert len(jvms_mentioning(str(workdir))) == 2
 
         other.kill_jobmanager()
         with (
@@ -264,7 +250,7 @@ def test_two_clusters_side_by_side_and_nothing_survives_teardown(
         raise RuntimeError("the test failed")
     assert workdir is not None
     assert not workdir.exists()
-    assert _java_processes_mentioning(str(workdir)) == []
+    assert jvms_mentioning(str(workdir)) == []
     with FlinkClient(flink_cluster.rest_url) as client:  # the shared cluster is untouched
         assert client.overview().taskmanagers == 1
 
@@ -279,4 +265,4 @@ def test_a_cluster_that_cannot_start_raises_with_log_tails_and_leaves_no_jvm(
         cluster.start()
     assert "---" in str(caught.value)  # the log tails
     assert cluster.processes() == {}
-    assert _java_processes_mentioning(str(tmp_path / "bad")) == []
+    assert jvms_mentioning(str(tmp_path / "bad")) == []

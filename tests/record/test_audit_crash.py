@@ -123,3 +123,19 @@ def test_head_lagging_by_the_in_flight_record_is_accepted_and_repaired(
         assert [r.event.actor for r in restarted.records()] == [ACTOR] * 5
     finally:
         store.close()
+
+
+def test_temp_files_of_dead_appenders_are_removed_on_open(tmp_path: Path, clock: FakeClock) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(finished.stdout)
+    stale = tmp_path / f".audit.head.{dead_pid}.1.tmp"
+    live = tmp_path / f".audit.head.{os.getpid()}.1.tmp"
+    stale.write_text("{")
+    live.write_text("{")
+    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    try:
+        open_trail(store, tmp_path, clock)
+    finally:
+        store.close()
+    assert not stale.exists()
+    assert live.exists()  # a running appender's temp file is left alone

@@ -23,6 +23,7 @@ from flink_gitops.record.keys import (
     PassphraseSource,
     WrongMasterKey,
     decode_key_text,
+    ensure_key_file,
     generate_key_file,
     key_source_from_settings,
     read_key_file,
@@ -213,3 +214,12 @@ def test_key_source_from_settings_picks_exactly_one(tmp_path: Path) -> None:
         key_source_from_settings(both)
     only_pass = Settings(state_dir=tmp_path, audit=AuditConfig(passphrase=SecretRef(file=tmp_path / "pass")))
     assert key_source_from_settings(only_pass).kind == "passphrase"
+
+
+def test_ensure_key_file_creates_once_and_keeps_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "audit.key"
+    assert ensure_key_file(path) is True
+    first = path.read_bytes()
+    assert ensure_key_file(path) is False
+    assert path.read_bytes() == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

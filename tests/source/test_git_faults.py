@@ -212,13 +212,14 @@ def test_damaged_cache_found_at_start_is_recloned(
     assert again.recovered is None
 
 
-def _explode_packs(repo: Path) -> None:
-    """Turn every pack of ``repo`` into loose objects, so single objects can be removed."""
+def _lose_object(repo: Path, sha: str) -> None:
+    """Delete one object: unpack every pack into loose objects first, then remove its file."""
     for pack in list((repo / "objects/pack").glob("*.pack")):
         data = pack.read_bytes()
         for path in (pack, pack.with_suffix(".idx"), pack.with_suffix(".rev")):
             path.unlink(missing_ok=True)
         subprocess.run(["git", "unpack-objects", "-q"], input=data, cwd=repo, check=True, capture_output=True)
+    (repo / "objects" / sha[:2] / sha[2:]).unlink()
 
 
 @pytest.mark.parametrize(
@@ -234,9 +235,7 @@ def test_cache_damaged_while_running_is_recloned_on_next_fetch(
     source = make_source(remote.url)
     assert source.poll().ok
     # lose one blob of a file the next commit keeps unchanged: fetch alone would not notice
-    blob = remote.work.git("rev-parse", "HEAD:keep.yaml")
-    _explode_packs(tmp_path / "cache/repo.git")
-    (tmp_path / "cache/repo.git/objects" / blob[:2] / blob[2:]).unlink()
+    _lose_object(tmp_path / "cache/repo.git", remote.work.git("rev-parse", "HEAD:keep.yaml"))
 
     head = remote.work.commit(change)
     remote.work.push()
@@ -296,9 +295,7 @@ def test_missing_blob_of_a_cached_commit_is_found_without_a_fetch(
     remote.work.commit({"gone.yaml": None})
     remote.work.push()
     assert source.poll().ok
-    blob = remote.work.git("rev-parse", f"{old}:gone.yaml")
-    _explode_packs(tmp_path / "cache/repo.git")
-    (tmp_path / "cache/repo.git/objects" / blob[:2] / blob[2:]).unlink()
+    _lose_object(tmp_path / "cache/repo.git", remote.work.git("rev-parse", f"{old}:gone.yaml"))
 
     # the remote goes back to a commit the cache already holds: the fetch brings nothing
     remote.work.git("reset", "-q", "--hard", old)

@@ -23,21 +23,27 @@ def ssh_policy(keys: SshKeys) -> SignaturePolicy:
     return SignaturePolicy(mode="ssh", allowed_signers_file=keys.allowed_signers)
 
 
-def test_gpg_signed_commit_accepted_with_signer(
-    remote: Remote, gpg_keys: GpgKeys, make_source: SourceFactory
+@pytest.mark.parametrize("method", ["gpg", "ssh"])
+def test_signed_commit_accepted_with_signer(
+    remote: Remote, gpg_keys: GpgKeys, ssh_keys: SshKeys, make_source: SourceFactory, method: str
 ) -> None:
-    use_gpg_key(remote.work, gpg_keys.trusted)
-    head = remote.work.commit({"a.yaml": "a"}, sign="gpg")
+    if method == "gpg":
+        use_gpg_key(remote.work, gpg_keys.trusted)
+        policy, key, identity = gpg_policy(gpg_keys), gpg_keys.trusted.fingerprint, gpg_keys.trusted.uid
+    else:
+        use_ssh_key(remote.work, ssh_keys.trusted)
+        policy, key, identity = ssh_policy(ssh_keys), ssh_keys.trusted.fingerprint, ssh_keys.trusted.principal
+    head = remote.work.commit({"a.yaml": "a"}, sign=method)
     remote.work.push()
-    result = make_source(remote.url, signatures=gpg_policy(gpg_keys)).poll()
+    result = make_source(remote.url, signatures=policy).poll()
     assert result.ok, result.error
     assert result.revision is not None
     assert result.revision.commit == head
     signer = result.revision.signer
     assert signer is not None
-    assert signer.method == "gpg"
-    assert signer.key == gpg_keys.trusted.fingerprint
-    assert signer.identity == gpg_keys.trusted.uid
+    assert signer.method == method
+    assert signer.key == key
+    assert signer.identity == identity
 
 
 def test_gpg_unsigned_and_foreign_signatures_refused_last_good_kept(
@@ -92,23 +98,6 @@ def test_gpg_key_outside_the_fingerprint_allow_list_refused(
     spaced = " ".join(gpg_keys.trusted.fingerprint[i : i + 4] for i in range(0, 40, 4)).lower()
     allowed = make_source(remote.url, cache="c2", signatures=gpg_policy(gpg_keys, [spaced])).poll()
     assert allowed.ok, allowed.error
-
-
-def test_ssh_signed_commit_accepted_with_principal(
-    remote: Remote, ssh_keys: SshKeys, make_source: SourceFactory
-) -> None:
-    use_ssh_key(remote.work, ssh_keys.trusted)
-    head = remote.work.commit({"a.yaml": "a"}, sign="ssh")
-    remote.work.push()
-    result = make_source(remote.url, signatures=ssh_policy(ssh_keys)).poll()
-    assert result.ok, result.error
-    assert result.revision is not None
-    assert result.revision.commit == head
-    signer = result.revision.signer
-    assert signer is not None
-    assert signer.method == "ssh"
-    assert signer.identity == ssh_keys.trusted.principal
-    assert signer.key == ssh_keys.trusted.fingerprint
 
 
 def test_ssh_signature_by_unlisted_key_or_unsigned_refused(

@@ -115,7 +115,7 @@ def test_pinned_commit_stays_put_and_needs_no_fetch_once_cached(
         work.commit({"a.yaml": f"later {i}"})
     work.push()
 
-    source = make_source(url, ref=pinned, depth=1)
+    source = make_source(url, ref=pinned.upper(), depth=1)  # SHA case does not matter
     result = source.poll()
     assert result.ok, result.error
     assert result.revision is not None
@@ -273,3 +273,35 @@ def test_pinned_commit_from_a_server_that_refuses_fetch_by_sha(
     # it came from the fall-back: every branch, full depth
     assert cache_git(tmp_path / "cache", "rev-parse", "refs/flink-gitops/all/heads/main") != pinned
     assert cache_git(tmp_path / "cache", "rev-parse", "--is-shallow-repository") == "false"
+
+
+@pytest.mark.parametrize("form", ["path", "file-url"])
+def test_local_repository_as_remote(remote: Remote, make_source: SourceFactory, form: str) -> None:
+    head = remote.work.commit({"a.yaml": "local"})
+    remote.work.push()
+    url = str(remote.bare) if form == "path" else remote.bare.as_uri()
+    result = make_source(url).poll()
+    assert result.ok, result.error
+    assert result.revision is not None
+    assert result.revision.commit == head
+    assert result.revision.tree.read("a.yaml") == b"local"
+
+
+def test_ref_deleted_or_not_a_commit_keeps_last_good(remote: Remote, make_source: SourceFactory) -> None:
+    good = remote.work.commit({"a.yaml": "a"})
+    remote.work.push("HEAD:refs/heads/main", "HEAD:refs/heads/feature")
+    source = make_source(remote.url, ref="feature")
+    assert source.poll().ok
+    remote.work.git("push", "-q", "origin", ":refs/heads/feature")
+    result = source.poll()
+    assert isinstance(result.error, RefNotFoundError)
+    assert result.revision is not None
+    assert result.revision.commit == good
+
+    tree_sha = remote.work.git("rev-parse", "HEAD^{tree}")
+    remote.work.git("tag", "-a", "tree-tag", "-m", "a tag of a tree", tree_sha)
+    remote.work.push("refs/tags/tree-tag")
+    odd = make_source(remote.url, cache="c2", ref="tree-tag").poll()
+    assert isinstance(odd.error, RefNotFoundError)
+    assert "points to a tree, not a commit" in str(odd.error)
+    assert odd.recovered is None  # not mistaken for a damaged cache

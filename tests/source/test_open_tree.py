@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flink_gitops.source.errors import RefNotFoundError, RepositoryError
 from flink_gitops.source.git import open_tree
 from flink_gitops.source.tree import DirectoryTree, git_blob_sha
-from tests.fixtures.gitserver import WorkRepo, run_git
+from tests.fixtures.gitserver import WorkRepo, init_work_repo, run_git
 
 pytestmark = pytest.mark.git
 
@@ -137,3 +140,25 @@ def test_read_blobs_in_one_pass(work_repo: WorkRepo) -> None:
         tree.read_blobs([commit_sha])  # not a blob
     with pytest.raises(KeyError):
         tree.read_blob(commit_sha)
+
+
+_names = st.text(alphabet="abcxyz019-_.", min_size=1, max_size=6).filter(lambda n: n not in (".", ".."))
+_paths = st.lists(_names, min_size=1, max_size=3).map("/".join)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.dictionaries(_paths, st.binary(max_size=64), min_size=1, max_size=12))
+def test_git_tree_matches_the_checkout(files: dict[str, bytes], git_env: dict[str, str]) -> None:
+    """For any set of files, the commit's tree and the working directory list the same entries."""
+    paths = sorted(files)
+    # a path cannot be both a file and a directory
+    files = {p: files[p] for p in paths if not any(q.startswith(p + "/") for q in paths)}
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = init_work_repo(Path(tmp) / "w", git_env)
+        repo.commit(files)
+        tree = open_tree(repo.path, "main")
+        try:
+            assert list(tree.entries()) == list(DirectoryTree(repo.path).entries())
+            assert all(tree.read(p) == data for p, data in files.items())
+        finally:
+            tree.close()

@@ -229,7 +229,8 @@ class LocalFlinkCluster:
 
     Everything it writes lives under ``workdir``: conf/, log/, pid/, tmp/,
     upload/, checkpoints/, savepoints/. It does not delete ``workdir``; the
-    caller owns it. Use as a context manager or call start()/stop().
+    caller owns it. Use as a context manager or call start()/stop(), from a thread
+    that outlives the cluster (with setpriv(1) present, the JVMs die with that thread).
     """
 
     def __init__(
@@ -355,9 +356,15 @@ class LocalFlinkCluster:
 
     def _spawn(self, script: str) -> subprocess.Popen[bytes]:
         name = script.removesuffix(".sh")
+        command = [str(self.flink_home / "bin" / script), "start-foreground"]
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            # The script execs the JVM, so it inherits this: the JVM dies with the thread that
+            # started it, even when our process is SIGKILLed and stop() never runs.
+            command = [setpriv, "--pdeathsig", "KILL", *command]
         with (self.log_dir / f"{name}.console").open("ab") as out:
             return subprocess.Popen(
-                [str(self.flink_home / "bin" / script), "start-foreground"],
+                command,
                 cwd=self.workdir,
                 env=self._env(),
                 stdin=subprocess.DEVNULL,

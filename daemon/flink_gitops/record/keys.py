@@ -338,6 +338,17 @@ def generate_key_file(path: Path) -> None:
         os.close(fd)
 
 
+def ensure_key_file(path: Path) -> bool:
+    """Create the key file if it does not exist (first start of a demo/default install); True if created."""
+    try:
+        generate_key_file(path)
+    except KeySourceError:
+        if path.exists():
+            return False
+        raise
+    return True
+
+
 def read_key_file(path: Path) -> MasterKey:
     """Read a master key file, refusing one that group or others may read or write."""
     try:

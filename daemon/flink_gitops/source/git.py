@@ -385,7 +385,8 @@ class GitSource:
         self._clock = clock
         self._url = config.url
         self._shown_url = scrub_url(config.url)
-        self._pinned = bool(_SHA.fullmatch(config.ref))
+        #: a full commit SHA is pinned: immutable, fetched once
+        self._pinned = bool(_SHA.fullmatch(config.ref.lower()))
         self._repo: git.Repo | None = None
         self._checked = False
         self._current: Revision | None = None
@@ -463,7 +464,7 @@ class GitSource:
         baseline = self._current.commit if self._current is not None else self._load_baseline()
         current = None if self._rebuild else self._current
         if self._pinned:
-            commit = self.config.ref
+            commit = self.config.ref.lower()
             remote_ref = commit
             if not self._has_commit(repo, commit):
                 self._fetch_pinned(repo, commit)
@@ -472,7 +473,7 @@ class GitSource:
             if current is not None and remote_sha == current.commit:
                 return current  # no change: one ls-remote, nothing else
             self._fetch(repo, [f"+{remote_ref}:{_TRACKED}"], first=not self._has_ref(repo, _TRACKED))
-            commit = self._rev_parse(repo, f"{_TRACKED}^{{commit}}")
+            commit = self._tracked_commit(repo, remote_ref)
         if current is not None and commit == current.commit:
             return current
         if baseline is not None and baseline != commit and not self._pinned:
@@ -515,8 +516,13 @@ class GitSource:
         aside = self.cache_dir / f"repo.git.corrupt-{stamp}"
         for old in self.cache_dir.glob("repo.git.corrupt-*"):
             shutil.rmtree(old, ignore_errors=True)  # keep only the newest damaged copy
-        if self.repo_dir.exists():
-            self.repo_dir.rename(aside)
+        try:
+            if self.repo_dir.exists():
+                self.repo_dir.rename(aside)
+        except OSError as err:
+            raise CacheCorruptedError(
+                f"git cache {self.repo_dir} is damaged ({exc}) and cannot be moved aside: {err.strerror}"
+            ) from err
         self._checked = False
         self._rebuild = True
         error = CacheCorruptedError(
@@ -692,11 +698,16 @@ class GitSource:
     def _is_shallow(self, repo: git.Repo) -> bool:
         return self._run(repo, ["rev-parse", "--is-shallow-repository"]).out.strip() == "true"
 
-    def _rev_parse(self, repo: git.Repo, spec: str) -> str:
-        res = self._run(repo, ["rev-parse", "--verify", "--quiet", spec])
-        if res.status != 0 or not _SHA.fullmatch(res.out.strip()):
-            raise _Corrupt(f"cannot resolve {spec} after fetch")
-        return res.out.strip()
+    def _tracked_commit(self, repo: git.Repo, remote_ref: str) -> str:
+        res = self._run(repo, ["rev-parse", "--verify", "--quiet", f"{_TRACKED}^{{commit}}"])
+        if res.status == 0 and _SHA.fullmatch(res.out.strip()):
+            return res.out.strip()
+        kind = self._run(repo, ["cat-file", "-t", f"{_TRACKED}^{{}}"])
+        if kind.status == 0:  # the object is there, it is just no commit (a tag of a tree or blob)
+            raise RefNotFoundError(
+                f"{remote_ref} on {self._shown_url} points to a {kind.out.strip()}, not a commit"
+            )
+        raise _Corrupt(f"cannot resolve {remote_ref} after fetch")
 
     # -- running git --------------------------------------------------------------------------------
 

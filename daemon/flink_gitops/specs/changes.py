@@ -10,6 +10,7 @@ leaves), ``cli.plan`` and the planner (consume :class:`ChangeSet`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,25 +31,39 @@ def field_change(model: type[BaseModel], name: str) -> Change | None:
     return None
 
 
-def _walk(obj: BaseModel, prefix: LeafPath, out: dict[LeafPath, tuple[Change, Any]]) -> None:
-    cls = type(obj)
-    dumped = obj.model_dump(mode="json")
-    for name in cls.model_fields:
-        change = field_change(cls, name)
-        value = getattr(obj, name)
-        if change is None:
-            if not isinstance(value, BaseModel):
-                raise TypeError(f"{cls.__name__}.{name} declares no change class")
-            _walk(value, (*prefix, name), out)
+@functools.cache
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, Change | None, type[BaseModel] | None], ...]:
+    """(name, class, nested model) per field; a field without a class must be a nested model."""
+    out: list[tuple[str, Change | None, type[BaseModel] | None]] = []
+    for name, info in model.model_fields.items():
+        change = field_change(model, name)
+        if change is not None:
+            out.append((name, change, None))
+            continue
+        nested = info.annotation
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            raise TypeError(f"{model.__name__}.{name} declares no change class")
+        out.append((name, None, nested))
+    return tuple(out)
+
+
+def _walk(
+    model: type[BaseModel], dumped: dict[str, Any], prefix: LeafPath, out: dict[LeafPath, tuple[Change, Any]]
+) -> None:
+    for name, change, nested in _fields(model):
+        if nested is not None:
+            _walk(nested, dumped[name], (*prefix, name), out)
         else:
+            assert change is not None
             out[(*prefix, name)] = (change, dumped[name])
 
 
 def leaves(job: FlinkJob, jar_digest: str) -> dict[LeafPath, tuple[Change, Any]]:
     """Every leaf field (JSON value) with its class, plus the jar digest; apiVersion/kind excluded."""
     out: dict[LeafPath, tuple[Change, Any]] = {}
-    _walk(job.metadata, ("metadata",), out)
-    _walk(job.spec, ("spec",), out)
+    dumped = job.model_dump(mode="json")
+    _walk(type(job.metadata), dumped["metadata"], ("metadata",), out)
+    _walk(type(job.spec), dumped["spec"], ("spec",), out)
     out[JAR_PATH] = (Change.UPGRADE, jar_digest)
     return out
 

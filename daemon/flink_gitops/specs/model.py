@@ -128,7 +128,7 @@ def _cron(value: str) -> str:
         )
     try:
         CronTrigger.from_crontab(value, timezone="UTC")
-    except ValueError as exc:
+    except Exception as exc:  # any refusal by the parser means an invalid expression
         raise ValueError(f"invalid cron expression {value!r}: {exc}") from exc
     return " ".join(fields)
 
@@ -277,6 +277,13 @@ class K8sMetadata(_Model):
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    # Set by the Kubernetes API server (in manifests exported with kubectl); accepted and ignored.
+    uid: Any = None
+    resourceVersion: Any = None
+    generation: Any = None
+    creationTimestamp: Any = None
+    finalizers: Any = None
+    managedFields: Any = None
 
 
 class StateReference(_Model):

@@ -266,26 +266,27 @@ def parse_documents(data: bytes, file: str, limits: SpecLimits) -> tuple[list[Ya
     try:
         while True:
             event = loader.get_event()  # type: ignore[no-untyped-call]
-            if event is None or isinstance(event, yaml.StreamEndEvent):
-                break
-            if isinstance(event, yaml.ScalarEvent):
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
                 builder.scalar(event)
-            elif isinstance(event, yaml.AliasEvent):
-                builder.alias(event)
-            elif isinstance(event, yaml.MappingStartEvent):
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                builder.end_collection()
+            elif kind is yaml.MappingStartEvent:
                 if event.tag not in _MAP_TAGS:
                     raise _Stop(f"unsupported YAML tag {event.tag!r}", _pos(event.start_mark))
                 builder.start_collection({}, event.anchor, _pos(event.start_mark))
-            elif isinstance(event, yaml.SequenceStartEvent):
+            elif kind is yaml.SequenceStartEvent:
                 if event.tag not in _SEQ_TAGS:
                     raise _Stop(f"unsupported YAML tag {event.tag!r}", _pos(event.start_mark))
                 builder.start_collection([], event.anchor, _pos(event.start_mark))
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                builder.end_collection()
-            elif isinstance(event, yaml.DocumentStartEvent):
+            elif kind is yaml.AliasEvent:
+                builder.alias(event)
+            elif kind is yaml.DocumentStartEvent:
                 builder.start_document(_pos(event.start_mark))
-            elif isinstance(event, yaml.DocumentEndEvent):
+            elif kind is yaml.DocumentEndEvent:
                 builder.end_document()
+            elif event is None or kind is yaml.StreamEndEvent:
+                break
     except _Stop as stop:
         line, col = stop.pos if stop.pos else (None, None)
         return builder.done, [Problem(file, line, col, stop.message)]

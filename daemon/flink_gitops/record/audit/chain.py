@@ -148,15 +148,31 @@ class HeadFile:
         """Record ``head`` unless the file already holds a later one (another appender got there first)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
-        with self._lock, open(lock_path, "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._lock:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                current = self.read()
-            except AuditIntegrityError:
-                current = None  # a corrupt file is replaced; verify reports corruption before any append
-            if current is not None and current.seq >= head.seq:
-                return
-            self.write(head)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # other processes appending to the same trail
+                try:
+                    current = self.read()
+                except AuditIntegrityError:
+                    current = None  # open refused a corrupt file; one corrupted since gets the newer head
+                if current is None or current.seq < head.seq:
+                    self.write(head)
+            finally:
+                os.close(fd)  # releases the flock
+
+    def remove_stale_temps(self) -> int:
+        """Delete temp files left by appenders that died mid-write (their pid is gone); how many."""
+        removed = 0
+        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                os.kill(int(tmp.name.split(".")[-3]), 0)
+            except ProcessLookupError:
+                tmp.unlink(missing_ok=True)
+                removed += 1
+            except (ValueError, IndexError, PermissionError):
+                continue  # not ours, or a live process of another user
+        return removed
 
     def write(self, head: Head) -> None:
         """Replace the file atomically: temp file, fsync, rename, fsync the directory."""

@@ -13,7 +13,15 @@ reconciler uses::
 ``record`` appends one event and raises AuditUnavailable when the store (or
 the head file) write fails. Appends go through ``Store.append_audit``, which
 serialises all appenders and hands us (next seq, prev hash); the head file is
-advanced after each commit. Neighbours: record.audit.sealing (crypto),
+advanced after each commit.
+
+On open the head file is checked against the store: missing (while records
+exist), ahead of the store, or on another chain → AuditIntegrityError, so the
+daemon does not append over evidence of tampering; behind by more than one
+record (another host appended: PostgreSQL replicas keep one head file each)
+is only logged. A running trail re-reads the key versions every
+KEY_REFRESH_S, so ``keys rotate`` from the CLI takes effect in the daemon.
+Neighbours: record.audit.sealing (crypto),
 record.audit.chain (hash, head file), record.audit.verify, record.keys,
 record.store (the rows), cli.audit / cli.keys, the runtime scheduler (calls
 :meth:`AuditTrail.rotate_if_due`).
@@ -132,6 +140,7 @@ class AuditTrail:
         keys = KeyRing.open(store, source, now=utc(clock.now()))
         head = HeadFile(head_file)
         check_head(store, head)
+        head.remove_stale_temps()
         age = None if max_key_age_days is None else timedelta(days=max_key_age_days)
         return cls(store, keys, head, clock, actor=actor, max_key_age=age)
 

@@ -59,12 +59,12 @@ def parse_url(url: str, password: Secret | None) -> URL:
     """Check a store URL and return it with the password filled in (the URL itself must not carry one)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         # ArgumentError repeats the URL, which might hold a password: say less, chain nothing.
         raise InsecureStoreUrl(
             "store URL is not a valid database URL (sqlite:///path or postgresql+psycopg://user@host/db)"
         ) from None
-    if parsed.password is not None:
+    if parsed.password is not None or any(key.lower() == "password" for key in parsed.query):
         raise InsecureStoreUrl(
             f"store URL for {parsed.drivername} host {parsed.host or 'localhost'} contains a password; "
             "remove it and set store.password to a file or systemd credential"

@@ -1,10 +1,5 @@
 package flinkgitops.testjobs;
 
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.Paths;
-import java.nio.file.StandardCopyOption;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -105,15 +100,7 @@ public final class BatchCount {
             for (Map.Entry<String, Long> e : counts.entrySet()) {
                 text.append(e.getKey()).append('=').append(e.getValue()).append('\n');
             }
-            Path dir = Paths.get(out);
-            Files.createDirectories(dir);
-            Path tmp = dir.resolve(".batch-counts.tmp");
-            Files.write(tmp, text.toString().getBytes(StandardCharsets.UTF_8));
-            Files.move(
-                    tmp,
-                    dir.resolve("batch-counts.txt"),
-                    StandardCopyOption.ATOMIC_MOVE,
-                    StandardCopyOption.REPLACE_EXISTING);
+            AtomicFile.write(out, "batch-counts.txt", text.toString());
         }
     }
 }

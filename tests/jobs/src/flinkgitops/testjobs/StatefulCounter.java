@@ -1,11 +1,6 @@
 package flinkgitops.testjobs;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.Paths;
-import java.nio.file.StandardCopyOption;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -109,7 +104,6 @@ public final class StatefulCounter {
             seen = new TreeMap<>();
             subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
             jobId = getRuntimeContext().getJobInfo().getJobId().toString();
-            Files.createDirectories(Paths.get(out));
         }
 
         @Override
@@ -131,14 +125,7 @@ public final class StatefulCounter {
             for (Map.Entry<String, Long> e : seen.entrySet()) {
                 text.append(e.getKey()).append('=').append(e.getValue()).append('\n');
             }
-            Path dir = Paths.get(out);
-            Path tmp = dir.resolve(".counts-" + subtask + ".tmp");
-            Files.write(tmp, text.toString().getBytes(StandardCharsets.UTF_8));
-            Files.move(
-                    tmp,
-                    dir.resolve("counts-" + subtask + ".txt"),
-                    StandardCopyOption.ATOMIC_MOVE,
-                    StandardCopyOption.REPLACE_EXISTING);
+            AtomicFile.write(out, "counts-" + subtask + ".txt", text.toString());
         }
     }
 }
