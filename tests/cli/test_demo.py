@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +20,35 @@ from tests.fixtures.flink import jvms_mentioning
 EXAMPLE_REPO = Path(__file__).resolve().parents[2] / "example-repo"
 
 
+def _terminate_when_waiting(workdir: Path, seen_jvms: list[int], done: threading.Event) -> None:
+    """Send SIGTERM to this process once the demo waits for it (its handler is installed)."""
+    original = signal.getsignal(signal.SIGTERM)
+    deadline = time.monotonic() + 300
+    while not done.is_set() and time.monotonic() < deadline:
+        if signal.getsignal(signal.SIGTERM) is not original:
+            seen_jvms.extend(jvms_mentioning(str(workdir)))
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        time.sleep(0.1)
+
+
 @pytest.mark.flink
-def test_demo_starts_a_cluster_loads_the_example_repo_and_stops(flink_home: Path, tmp_path: Path) -> None:
+def test_demo_starts_a_cluster_loads_the_example_repo_and_stops_on_sigterm(
+    flink_home: Path, tmp_path: Path
+) -> None:
     workdir = tmp_path / "demo"
-    result = CliRunner().invoke(main, ["demo", "--workdir", str(workdir), "--repo", str(EXAMPLE_REPO)])
+    original = signal.getsignal(signal.SIGTERM)
+    seen_jvms: list[int] = []
+    done = threading.Event()
+    killer = threading.Thread(target=_terminate_when_waiting, args=(workdir, seen_jvms, done), daemon=True)
+    killer.start()
+    try:
+        result = CliRunner().invoke(
+            main, ["demo", "--workdir", str(workdir), "--repo", str(EXAMPLE_REPO), "--keep-running"]
+        )
+    finally:
+        done.set()
+        killer.join()
     assert result.exit_code == 0, result.output
     out = result.output
     ready = r"Flink 2\.3\.0 at http://127\.0\.0\.1:\d+: ready in [\d.]+ s, TaskManagers: 1, slots: 4/4"
@@ -30,9 +59,12 @@ def test_demo_starts_a_cluster_loads_the_example_repo_and_stops(flink_home: Path
     assert listed == set(expected)
     summary = rf"Summary: Flink 2\.3\.0 with 1 TaskManager\(s\) and 4 slot\(s\); {len(expected)} job spec"
     assert re.search(summary, out)
+    assert "Ctrl-C or SIGTERM stops it." in out
     assert out.rstrip().endswith("Done.")
-    # stopped: no JVM left, its logs kept for the user
+    # it kept running until the signal, then stopped: no JVM left, handler restored, logs kept
+    assert len(seen_jvms) == 2
     assert jvms_mentioning(str(workdir)) == []
+    assert signal.getsignal(signal.SIGTERM) is original
     assert any((workdir / "cluster" / "log").glob("*.log"))
 
 

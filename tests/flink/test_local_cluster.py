@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -150,6 +152,7 @@ def _exercise_jobs(cluster: LocalFlinkCluster, jars: JobJars, tmp_path: Path) ->
     """Stateful job: savepoint, restore continues the counts; changed uid refused; batch finishes."""
     out = tmp_path / "out"
     with FlinkClient(cluster.rest_url) as client:
+        assert client.version().refresh_interval == 200  # job views cached 200 ms, not 3 s
         stateful = client.upload_jar(jars.stateful)
         args = ["--out", str(out), "--rate", "800"]
         first = client.run(
@@ -266,3 +269,37 @@ def test_a_cluster_that_cannot_start_raises_with_log_tails_and_leaves_no_jvm(
     assert "---" in str(caught.value)  # the log tails
     assert cluster.processes() == {}
     assert jvms_mentioning(str(tmp_path / "bad")) == []
+
+
+def test_jvms_die_with_the_process_that_started_them(flink_home: Path) -> None:
+    """A SIGKILLed test run (or demo) cannot orphan its JVMs: they get SIGKILL from the kernel too."""
+    workdir = Path(tempfile.mkdtemp(prefix="flink-gitops-orphan-"))
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from flink_gitops.flink.local import LocalFlinkCluster\n"
+        "LocalFlinkCluster(Path(sys.argv[1]), Path(sys.argv[2])).start()\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, str(flink_home), str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        entrypoints = ("StandaloneSessionClusterEntrypoint", "TaskManagerRunner")
+
+        def both_jvms_up() -> bool:
+            cmdlines = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in jvms_mentioning(str(workdir))]
+            return all(any(e.encode() in c for c in cmdlines) for e in entrypoints)
+
+        _wait_for("the JobManager and TaskManager JVMs", both_jvms_up, 90)
+    finally:
+        owner.kill()
+        owner.wait()
+    try:
+        assert _wait_for("the JVMs to die", lambda: jvms_mentioning(str(workdir)) == [], 15)
+    finally:
+        for pid in jvms_mentioning(str(workdir)):  # only if the assertion failed
+            os.kill(pid, 9)
+        shutil.rmtree(workdir, ignore_errors=True)

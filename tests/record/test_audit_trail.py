@@ -1,4 +1,7 @@
-"""The audit trail on the real SQLite store: sealing, tags, guard, fail closed, rotation, head checks."""
+"""The audit trail on the real store: sealing, tags, guard, fail closed, rotation, head checks.
+
+Tests taking the ``store`` fixture run on SQLite and PostgreSQL (tests/fixtures/postgres.py).
+"""
 
 from __future__ import annotations
 
@@ -40,8 +43,8 @@ def sqlite_store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
         store.close()
 
 
-def test_records_round_trip_and_are_encrypted(sqlite_store: Store, tmp_path: Path, clock: FakeClock) -> None:
-    trail = open_trail(sqlite_store, tmp_path, clock)
+def test_records_round_trip_and_are_encrypted(store: Store, tmp_path: Path, clock: FakeClock) -> None:
+    trail = open_trail(store, tmp_path, clock)
     ev = dataclasses.replace(
         event(1, job="orders-enricher"), savepoint="s3://bucket/sp-1", git_signer="alice"
     )
@@ -51,7 +54,7 @@ def test_records_round_trip_and_are_encrypted(sqlite_store: Store, tmp_path: Pat
     assert back.event == ev
     assert back.recorded_at == clock.now()
     assert back.key_version == 1
-    [row] = sqlite_store.audit_rows()
+    [row] = store.audit_rows()
     for plain in (b"orders-enricher", b"s3://bucket/sp-1", b"alice", ev.git_commit.encode()):  # type: ignore[union-attr]
         assert plain not in row.ciphertext
     assert row.job_tag is not None
@@ -59,8 +62,8 @@ def test_records_round_trip_and_are_encrypted(sqlite_store: Store, tmp_path: Pat
     assert trail.head_file.read() == Head(1, row.hash)
 
 
-def test_filters_by_tags_and_time_in_the_store(sqlite_store: Store, tmp_path: Path, clock: FakeClock) -> None:
-    trail = open_trail(sqlite_store, tmp_path, clock)
+def test_filters_by_tags_and_time_in_the_store(store: Store, tmp_path: Path, clock: FakeClock) -> None:
+    trail = open_trail(store, tmp_path, clock)
     start = clock.now()
     for i in range(9):
         trail.record(event(i, outcome=FAILED if i % 4 == 0 else SUCCEEDED))
@@ -74,8 +77,8 @@ def test_filters_by_tags_and_time_in_the_store(sqlite_store: Store, tmp_path: Pa
     assert [r.seq for r in window] == [3, 4]
 
 
-def test_tags_are_stable_across_rotation(sqlite_store: Store, tmp_path: Path, clock: FakeClock) -> None:
-    trail = open_trail(sqlite_store, tmp_path, clock)
+def test_tags_are_stable_across_rotation(store: Store, tmp_path: Path, clock: FakeClock) -> None:
+    trail = open_trail(store, tmp_path, clock)
     trail.record(event(0, job="a"))
     assert trail.rotate() == 2
     trail.record(event(1, job="a"))
@@ -87,7 +90,7 @@ def test_tags_are_stable_across_rotation(sqlite_store: Store, tmp_path: Path, cl
     assert [r.key_version for r in rotations] == [2, 3]
     assert rotations[1].event.details == {"from_version": 2, "to_version": 3, "reason": "test"}
     assert rotations[1].event.actor == ACTOR
-    assert all(r.ok for r in verify_both(sqlite_store, trail))
+    assert all(r.ok for r in verify_both(store, trail))
 
 
 def test_guard_writes_intent_then_outcome(sqlite_store: Store, tmp_path: Path, clock: FakeClock) -> None:

@@ -123,6 +123,7 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
         if keep_running:
             click.echo(f"Cluster running at {cluster.rest_url}; Ctrl-C or SIGTERM stops it.")
             with _until_signal() as stop:
-                stop.wait()
+                while not stop.wait(1.0):
+                    pass
         click.echo("Stopping the cluster ...")
     click.echo("Done.")
