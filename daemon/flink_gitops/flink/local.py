@@ -106,6 +106,7 @@ def ensure_flink(version: str = DEFAULT_VERSION, cache_dir: Path | None = None) 
                 raise LocalFlinkError(f"Flink {version} install in {tmp} produced no usable FLINK_HOME")
             if final.exists():  # a broken earlier install
                 shutil.rmtree(final)
+            tmp.chmod(0o755)  # mkdtemp made it private
             tmp.rename(final)
         finally:
             if tmp.exists():
@@ -318,6 +319,10 @@ class LocalFlinkCluster:
             "execution.checkpointing.savepoint-dir": self.savepoint_dir.as_uri(),
             "execution.checkpointing.interval": f"{self._checkpoint_interval_ms} ms",
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+            # A TaskManager that reaches the JobManager before its resource manager is up waits
+            # error-delay (default 10 s) before trying again: the usual slow start-up.
+            "cluster.registration.error-delay": 500,  # ms; a plain number is ms on 1.20 and 2.x
+            "cluster.registration.refused-registration-delay": 1000,  # ms
             "taskmanager.numberOfTaskSlots": self.slots,
             "parallelism.default": 1,
             # Two clusters share a 2-core box: modest memory, little managed memory (hashmap state).

@@ -172,9 +172,12 @@ def migrate(engine: Engine) -> None:
         raise StoreUnavailable(f"cannot open the state store: {describe_error(exc)}") from exc
 
 
-def describe_error(exc: SQLAlchemyError) -> str:
-    """A short, secret-free description of a database error (the driver's message, no SQL or parameters)."""
-    orig = getattr(exc, "orig", None)
+def describe_error(exc: Exception) -> str:
+    """A short, secret-free description of a database error (the driver's message, no SQL or parameters).
+
+    ``exc`` is a SQLAlchemy error or a DBAPI error raised by a direct driver call.
+    """
+    orig = getattr(exc, "orig", None) if isinstance(exc, SQLAlchemyError) else exc
     if orig is not None:
         return f"{type(orig).__name__}: {str(orig).strip().splitlines()[0] if str(orig).strip() else ''}"
     return type(exc).__name__
