@@ -13,6 +13,7 @@ commit. Figures are printed as one JSON object (min / median / max seconds).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -29,7 +30,7 @@ from tests.fixtures.gitserver import init_work_repo, isolated_env, running_git_d
 
 from flink_gitops.clock import SystemClock
 from flink_gitops.settings import GitConfig
-from flink_gitops.source.git import GitSource, open_tree
+from flink_gitops.source.git import GitSource, GitTree, open_tree
 
 T = TypeVar("T")
 
@@ -39,6 +40,10 @@ def timed(samples: dict[str, list[float]], name: str, fn: Callable[[], T]) -> T:
     value = fn()
     samples.setdefault(name, []).append(time.perf_counter() - start)
     return value
+
+
+def _read_all(tree: GitTree) -> list[bytes]:
+    return [tree.read(e.path) for e in tree.entries()]
 
 
 def job_file(i: int) -> str:
@@ -80,10 +85,10 @@ def run(files: int = 1000, rounds: int = 5) -> dict[str, dict[str, float]]:
             work.bulk_commit({f"big/d{i % 100:02d}/f{i:05d}.yaml": job_file(i).encode() for i in range(big)})
             for _ in range(rounds):
                 tree = timed(samples, "open_tree_10k_s", lambda: open_tree(work.path, "HEAD"))
-                data = timed(samples, "read_all_10k_s", lambda t=tree: [t.read(e.path) for e in t.entries()])
+                data = timed(samples, "read_all_10k_s", functools.partial(_read_all, tree))
                 assert len(data) == big + files
                 blobs = [e.blob for e in tree.entries()]
-                batch = timed(samples, "read_blobs_10k_s", lambda t=tree, b=blobs: t.read_blobs(b))
+                batch = timed(samples, "read_blobs_10k_s", functools.partial(tree.read_blobs, blobs))
                 assert len(batch) == len(set(blobs))
                 tree.close()
     return {

@@ -66,6 +66,20 @@ def test_demo_starts_a_cluster_loads_the_example_repo_and_stops_on_sigterm(
     assert jvms_mentioning(str(workdir)) == []
     assert signal.getsignal(signal.SIGTERM) is original
     assert any((workdir / "cluster" / "log").glob("*.log"))
+    # the run is in the local SQLite store's audit trail, which verifies with the key the demo made
+    assert "audit record #1 written; chain of 1 record(s) intact" in out
+    state = workdir / "state"
+    assert (state / "audit.key").stat().st_mode & 0o077 == 0
+    verify = CliRunner().invoke(main, ["audit", "verify"], env={"FLINK_GITOPS_STATE_DIR": str(state)})
+    assert verify.exit_code == 0, verify.output
+    assert "decrypted and tag-checked: 1 of 1" in verify.output
+    shown = CliRunner().invoke(
+        main,
+        ["audit", "show", "--action", "demo.run", "--output", "jsonl"],
+        env={"FLINK_GITOPS_STATE_DIR": str(state)},
+    )
+    assert shown.exit_code == 0, shown.output
+    assert f'"valid_jobs": {len(expected)}' in shown.output
 
 
 def test_demo_refuses_a_missing_repo(tmp_path: Path) -> None:

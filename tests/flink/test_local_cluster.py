@@ -67,9 +67,10 @@ def test_ensure_flink_honours_flink_home_only_for_its_version(
         ensure_flink("2.3; rm -rf /")
 
 
-def test_ensure_flink_installs_into_an_empty_cache_atomically() -> None:
+def test_ensure_flink_installs_into_an_empty_cache_atomically(monkeypatch: pytest.MonkeyPatch) -> None:
     # a 2.x install is pip from the package index (~5 s, 378 MB, removed again);
-    # the 1.20.5 path is exercised by flink120_home
+    # the 1.20.5 path is exercised by flink120_home. `make test` exports FLINK_HOME: ignore it here.
+    monkeypatch.delenv("FLINK_HOME", raising=False)
     cache = Path(tempfile.mkdtemp(prefix="flink-gitops-cache-"))
     try:
         home = ensure_flink("2.3.0", cache_dir=cache)
@@ -126,21 +127,22 @@ def test_read_counts_takes_each_key_from_its_newest_file(
             body = "".join(f"{k}={v}\n" for k, v in counts.items())
             (out / f"counts-{subtask}.txt").write_text(f"# job={job} written={written}\n{body}")
         (out / ".counts-9.tmp").write_text("half-written")
-        for job in (None, "a" * 32):
+        job_filter: str | None
+        for job_filter in (None, "a" * 32):
             expected: dict[str, tuple[int, int]] = {}
             for _, file_job, written, counts in files:
-                if job is not None and file_job != job:
+                if job_filter is not None and file_job != job_filter:
                     continue
                 for key, value in counts.items():
                     if key not in expected or expected[key][0] < written:
                         expected[key] = (written, value)
-            got = read_counts(out, job)
+            got = read_counts(out, job_filter)
             assert set(got) == set(expected)
             for key, value in got.items():
                 # equal timestamps: either file may win, but the value must come from one at that time
                 newest = expected[key][0]
                 assert any(
-                    w == newest and c.get(key) == value for _, j, w, c in files if job is None or j == job
+                    w == newest and c.get(key) == value for _, j, w, c in files if job_filter is None or j == job_filter
                 )
     finally:
         shutil.rmtree(out)
@@ -183,9 +185,11 @@ def _exercise_jobs(cluster: LocalFlinkCluster, jars: JobJars, tmp_path: Path) ->
             RunRequest(entry_class=jars.stateful_entry, args=args, parallelism=2, savepoint_path=savepoint),
         ).jobid
         try:
-            after = _wait_for(
-                "the restored job's counts", lambda: (c := read_counts(out, restored)).keys() == KEYS and c
-            )
+            def all_keys_counted() -> dict[str, int] | None:
+                counts = read_counts(out, restored)
+                return counts if counts.keys() == KEYS else None
+
+            after = _wait_for("the restored job's counts", all_keys_counted)
             assert all(after[key] > before[key] for key in KEYS), (before, after)
             restored_from = client.checkpoints(restored).latest.restored
             assert restored_from is not None

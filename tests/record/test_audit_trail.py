@@ -273,6 +273,17 @@ def test_head_file_only_moves_forward(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.head", "audit.head.lock"]
 
 
+def test_head_file_creates_its_missing_directory_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "audit" / "audit.head"
+    head = HeadFile(path)
+    head.advance(Head(1, b"1" * 32))
+    assert head.read() == Head(1, b"1" * 32)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["audit.head", "audit.head.lock"]
+    assert {p.stat().st_mode & 0o777 for p in path.parent.iterdir()} == {0o600}
+    HeadFile(tmp_path / "elsewhere" / "audit.head").write(Head(2, b"2" * 32))
+    assert HeadFile(tmp_path / "elsewhere" / "audit.head").read() == Head(2, b"2" * 32)
+
+
 def test_corrupt_head_file_is_reported(tmp_path: Path, clock: FakeClock) -> None:
     store = FakeAuditStore()
     trail = open_trail(store, tmp_path, clock)

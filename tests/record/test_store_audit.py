@@ -404,3 +404,69 @@ def test_sqlite_lock_held_elsewhere_fails_the_append_before_build(tmp_path: Path
             blocker.close()
         assert built == []
         assert store.append_audit(build).seq == 1
+
+
+def test_sqlite_columns_hold_the_documented_formats(tmp_path: Path) -> None:
+    """recorded_at is UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``, bytes are BLOBs, a missing tag is NULL."""
+    db = tmp_path / "state.db"
+    at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5)))
+    with Store.from_url(f"sqlite:///{db}") as store:
+        appended = store.append_audit(lambda seq, prev: make_row(seq, prev, at=at, outcome=None))
+    conn = sqlite3.connect(db)
+    try:
+        stored = conn.execute(
+            "SELECT typeof(seq), recorded_at, typeof(key_version), typeof(job_tag), typeof(action_tag), "
+            "typeof(outcome_tag), typeof(nonce), typeof(ciphertext), typeof(prev_hash), hash "
+            "FROM audit_records"
+        ).fetchall()
+        head = conn.execute("SELECT typeof(seq), seq, hash FROM audit_head").fetchall()
+    finally:
+        conn.close()
+    assert stored == [
+        (
+            "integer",
+            "2026-03-01 07:30:15.123456",
+            "integer",
+            "blob",
+            "blob",
+            "null",
+            "blob",
+            "blob",
+            "blob",
+            appended.hash,
+        )
+    ]
+    assert head == [("integer", 1, appended.hash)]
+
+
+@pytest.mark.parametrize("failure", ["build-raises", "row-rejected"])
+def test_failed_append_frees_the_appenders_lock_at_once(
+    store_target: StoreTarget, request: pytest.FixtureRequest, failure: str
+) -> None:
+    def build(seq: int, prev: bytes) -> AuditRow:
+        if failure == "build-raises":
+            raise RuntimeError("cannot encrypt")
+        return make_row(seq + 1, prev)
+
+    with store_target.open() as store:
+        store.append_audit(make_row)
+        with pytest.raises((RuntimeError, AuditRowRejected)):
+            store.append_audit(build)
+        # Another connection gets the lock without waiting: the failed append rolled back.
+        if store_target.backend == "sqlite":
+            other = sqlite3.connect(
+                store_target.url.removeprefix("sqlite:///"), timeout=0, isolation_level=None
+            )
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+        else:
+            server = request.getfixturevalue("postgres_server")
+            with server.admin_connect(store_target.dbname) as pg:
+                assert pg.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE NOWAIT").fetchone() == (
+                    1,
+                )
+        assert store.append_audit(make_row).seq == 2
+        assert store.audit_count() == 2

@@ -251,7 +251,7 @@ def test_cache_damaged_while_running_is_recloned_on_next_fetch(
 def test_every_fault_type_is_distinct() -> None:
     from flink_gitops.source import errors
 
-    kinds = [
+    kinds: list[type[SourceError]] = [
         errors.RemoteUnreachableError,
         errors.FetchTimeoutError,
         errors.AuthError,

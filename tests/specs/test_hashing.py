@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -95,7 +96,7 @@ def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
     sp.setdefault("maxCount", 10)
     sp.setdefault("maxAge", "168h")
     job = spec["job"]
-    for key, default in {
+    defaults: dict[str, object] = {
         "jarSha256": None,
         "entryClass": None,
         "args": [],
@@ -108,10 +109,15 @@ def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
         "checkpointTriggerNonce": 0,
         "savepointRedeployNonce": 0,
         "restartNonce": 0,
-    }.items():
+    }
+    for key, default in defaults.items():
         job.setdefault(key, default)
     out["metadata"].setdefault("annotations", {})
     return out
+
+
+def _apply_to(fn: Callable[[Any], Any], current: Any, _old: Any) -> Any:
+    return fn(current)
 
 
 def _set(data: dict[str, Any], path: tuple[str, ...], fn: Callable[[Any], Any], default: Any) -> None:
@@ -245,7 +251,7 @@ def test_classify_takes_the_max_of_the_changed_fields(
         fn, default = MUTATIONS[path]
         if path[1] == "savepoints":
             current = _job_of(changed).spec.savepoints.model_dump()[path[-1]]
-            _set(changed, path, lambda _v, fn=fn, c=current: fn(c), default)
+            _set(changed, path, functools.partial(_apply_to, fn, current), default)
         else:
             _set(changed, path, fn, default)
     after = _job_of(changed)

@@ -39,7 +39,7 @@ def test_example_repo_is_valid_and_has_every_kind_of_job() -> None:
 
 
 def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
-    files = {f"jobs/job-{i}.yaml": spec_yaml(f"job-{i}") for i in range(5)}
+    files: dict[str, str | bytes] = {f"jobs/job-{i}.yaml": spec_yaml(f"job-{i}") for i in range(5)}
     write_repo(tmp_path, files)
     loader = SpecLoader()
     tree = DirectoryTree(tmp_path)

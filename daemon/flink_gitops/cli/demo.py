@@ -3,8 +3,10 @@
 Ensures Flink 2.3.0 is installed (flink/local.ensure_flink), starts a local
 session cluster under ./.demo (flink/local.LocalFlinkCluster), checks it
 through the REST client (flink/client), loads and validates the example
-repository with the spec loader (specs/loader), prints a summary and stops the
-cluster again, or keeps it running until Ctrl-C / SIGTERM with
+repository with the spec loader (specs/loader), opens the local SQLite state
+store (record/store) and the audit trail (record/audit, a key file made on
+first use) under ``<workdir>/state``, records the run and verifies the chain,
+prints a summary and stops the cluster again, or keeps it running until Ctrl-C / SIGTERM with
 ``--keep-running``. ``make demo`` runs it from a fresh clone.
 """
 
@@ -20,8 +22,13 @@ from types import FrameType
 
 import click
 
+from flink_gitops.clock import SystemClock
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.flink.local import DEFAULT_VERSION, LocalFlinkCluster, ensure_flink, port_is_free
+from flink_gitops.record.audit import AuditEvent, AuditTrail, HeadFile, cli_actor, verify_trail
+from flink_gitops.record.keys import ensure_key_file
+from flink_gitops.record.store import open_store
+from flink_gitops.settings import load_settings
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import DesiredState, SpecLoader
 
@@ -67,6 +74,20 @@ def _print_specs(state: DesiredState, repo: Path) -> None:
     click.echo(
         f"  {len(state.valid_jobs())} valid job(s), {invalid} invalid, {len(state.warnings)} warning(s)"
     )
+
+
+def _record_run(state_dir: Path, event: AuditEvent) -> str:
+    """Append ``event`` to the demo's audit trail (SQLite + key file under ``state_dir``); verify it."""
+    settings = load_settings(None).model_copy(update={"state_dir": state_dir})
+    key_file = state_dir / "audit.key"
+    if ensure_key_file(key_file):
+        click.echo(f"  made an audit master key {key_file} (mode 0600)")
+    with open_store(settings) as store:
+        trail = AuditTrail.from_settings(settings, store, clock=SystemClock(), actor=event.actor)
+        record = trail.record(event)
+        report = verify_trail(store, HeadFile(state_dir / "audit.head"))
+    verdict = "intact" if report.ok else f"BROKEN at seq {report.first_break}"
+    return f"audit record #{record.seq} written; chain of {report.records} record(s) {verdict}"
 
 
 @click.command()
@@ -116,6 +137,16 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
             _print_specs(state, repo)
 
         valid = len(state.valid_jobs()) if state is not None else 0
+        state_dir = workdir / "state"
+        click.echo(f"State store and audit trail in {state_dir} (SQLite):")
+        event = AuditEvent(
+            action="demo.run",
+            actor=cli_actor(),
+            cluster="default",
+            outcome="succeeded",
+            details={"flink_version": version, "valid_jobs": valid, "rest_url": cluster.rest_url},
+        )
+        click.echo(f"  {_record_run(state_dir, event)}")
         click.echo(
             f"Summary: Flink {version} with {overview.taskmanagers} TaskManager(s) and "
             f"{overview.slots_total} slot(s); {valid} job spec(s) valid; {time.monotonic() - started:.1f} s"

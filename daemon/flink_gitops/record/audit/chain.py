@@ -124,6 +124,18 @@ class HeadFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._lock_path = path.with_name(path.name + ".lock")
+
+    def _open(self, path: Path, flags: int) -> int:
+        """``os.open`` (owner-only), creating the head file's directory first if it is missing.
+
+        Creating it only on demand keeps a ``mkdir`` (~25 µs) off every append.
+        """
+        try:
+            return os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, flags, 0o600)
 
     def read(self) -> Head | None:
         """The recorded head; None when there is no file. Raises AuditIntegrityError if unreadable."""
@@ -146,10 +158,8 @@ class HeadFile:
 
     def advance(self, head: Head) -> None:
         """Record ``head`` unless the file already holds a later one (another appender got there first)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
         with self._lock:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._open(self._lock_path, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # other processes appending to the same trail
                 try:
@@ -175,11 +185,20 @@ class HeadFile:
         return removed
 
     def write(self, head: Head) -> None:
-        """Replace the file atomically: temp file, fsync, rename, fsync the directory."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Replace the file atomically: temp file, fsync, rename, fsync the directory.
+
+        Both fsyncs are needed. Without the first, a power cut after the rename can
+        leave an empty or garbled head file (corrupt: verify fails). Without the
+        directory's, the rename may be lost in a power cut while the store's next
+        commit (synchronous=FULL) survives it (SQLite's fdatasync of its WAL need
+        not commit the filesystem journal that holds the rename; on ext4 it does
+        not once the WAL is being reused), so the head file could come back two or
+        more records behind, which verify reports: it cannot tell that from records
+        appended behind the head file's back.
+        """
         body = json.dumps({"format": _HEAD_FORMAT, "seq": head.seq, "hash": head.hash.hex()}) + "\n"
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             os.write(fd, body.encode())
             os.fsync(fd)
