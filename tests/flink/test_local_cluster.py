@@ -142,7 +142,9 @@ def test_read_counts_takes_each_key_from_its_newest_file(
                 # equal timestamps: either file may win, but the value must come from one at that time
                 newest = expected[key][0]
                 assert any(
-                    w == newest and c.get(key) == value for _, j, w, c in files if job_filter is None or j == job_filter
+                    w == newest and c.get(key) == value
+                    for _, j, w, c in files
+                    if job_filter is None or j == job_filter
                 )
     finally:
         shutil.rmtree(out)
@@ -185,6 +187,7 @@ def _exercise_jobs(cluster: LocalFlinkCluster, jars: JobJars, tmp_path: Path) ->
             RunRequest(entry_class=jars.stateful_entry, args=args, parallelism=2, savepoint_path=savepoint),
         ).jobid
         try:
+
             def all_keys_counted() -> dict[str, int] | None:
                 counts = read_counts(out, restored)
                 return counts if counts.keys() == KEYS else None

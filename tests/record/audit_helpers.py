@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from flink_gitops.clock import Clock
 from flink_gitops.record.audit import AuditEvent, AuditTrail, HeadFile, VerifyReport, verify_trail
@@ -69,7 +70,7 @@ class SqliteTamper:
     def _conn(self) -> sqlite3.Connection:
         return sqlite3.connect(self.db, isolation_level=None, timeout=30)
 
-    def get(self, seq: int, column: str) -> object:
+    def get(self, seq: int, column: str) -> Any:
         with self._conn() as conn:
             return conn.execute(f"SELECT {column} FROM audit_records WHERE seq = ?", (seq,)).fetchone()[0]
 
@@ -78,7 +79,7 @@ class SqliteTamper:
             conn.execute(f"UPDATE audit_records SET {column} = ? WHERE seq = ?", (value, seq))
 
     def flip(self, seq: int, column: str, index: int = 0) -> None:
-        value = bytearray(self.get(seq, column))  # type: ignore[arg-type]
+        value = bytearray(self.get(seq, column))
         value[index % len(value)] ^= 0x01
         self.set(seq, column, bytes(value))
 
@@ -86,7 +87,7 @@ class SqliteTamper:
         with self._conn() as conn:
             conn.executemany("DELETE FROM audit_records WHERE seq = ?", [(s,) for s in seqs])
 
-    def row(self, seq: int) -> dict[str, object]:
+    def row(self, seq: int) -> dict[str, Any]:
         with self._conn() as conn:
             conn.row_factory = sqlite3.Row
             r = conn.execute("SELECT * FROM audit_records WHERE seq = ?", (seq,)).fetchone()
@@ -102,7 +103,7 @@ class SqliteTamper:
                     [*(source[c] for c in cols), target],
                 )
 
-    def insert(self, row: dict[str, object]) -> None:
+    def insert(self, row: dict[str, Any]) -> None:
         cols = list(row)
         with self._conn() as conn:
             conn.execute(

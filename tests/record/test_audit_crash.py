@@ -105,8 +105,9 @@ def test_head_lagging_by_the_in_flight_record_is_accepted_and_repaired(
             )
         )
         head = HeadFile(tmp_path / "audit.head")
-        assert head.read() is not None
-        assert head.read().seq == 3
+        on_disk = head.read()
+        assert on_disk is not None
+        assert on_disk.seq == 3
         report = verify_trail(store, head, trail.keys)
         assert report.ok, report.problems
         assert any("lags the store by one record" in n for n in report.notes)

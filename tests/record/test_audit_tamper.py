@@ -110,7 +110,7 @@ def test_truncated_tail_shows_in_the_head_file(case: Case) -> None:
     # A careful attacker also moves the store's own head row back.
     keep = case.db.row(8)
     case.db.delete(9, 10, 11)
-    case.db.set_head(8, keep["hash"])  # type: ignore[arg-type]
+    case.db.set_head(8, keep["hash"])
     case.expect_break(9)
     plain = verify_trail(case.store, HeadFile(case.head_path))
     assert "truncated" in str(plain.problems)
@@ -123,9 +123,9 @@ def test_truncated_tail_without_touching_the_head_row(case: Case) -> None:
 
 def _reencrypt(case: Case, seq: int, *, rechain: bool) -> None:
     row = case.db.row(seq)
-    key = case.trail.keys.get(int(row["key_version"]))  # type: ignore[arg-type]
-    aad = record_aad(seq, int(row["key_version"]), bytes(row["prev_hash"]))  # type: ignore[arg-type]
-    plaintext = key.aead.decrypt(bytes(row["nonce"]), bytes(row["ciphertext"]), aad)  # type: ignore[arg-type]
+    key = case.trail.keys.get(int(row["key_version"]))
+    aad = record_aad(seq, int(row["key_version"]), bytes(row["prev_hash"]))
+    plaintext = key.aead.decrypt(bytes(row["nonce"]), bytes(row["ciphertext"]), aad)
     forged = plaintext.replace(b'"outcome":"succeeded"', b'"outcome":"failed"')
     nonce = os.urandom(12)
     case.db.set(seq, "nonce", nonce)
@@ -133,18 +133,18 @@ def _reencrypt(case: Case, seq: int, *, rechain: bool) -> None:
     if rechain:
         # Recompute this hash and every later prev_hash/hash, the head row too: only the key
         # (decryption) and the head file outside the database can tell.
-        prev = bytes(row["prev_hash"])  # type: ignore[arg-type]
+        prev = bytes(row["prev_hash"])
         for s in range(seq, LAST + 1):
             r = case.db.row(s)
             digest = record_hash(
                 seq=s,
                 recorded_at=_row_time(case, s),
-                key_version=int(r["key_version"]),  # type: ignore[arg-type]
-                job_tag=r["job_tag"],  # type: ignore[arg-type]
-                action_tag=bytes(r["action_tag"]),  # type: ignore[arg-type]
-                outcome_tag=r["outcome_tag"],  # type: ignore[arg-type]
-                nonce=bytes(r["nonce"]),  # type: ignore[arg-type]
-                ciphertext=bytes(r["ciphertext"]),  # type: ignore[arg-type]
+                key_version=int(r["key_version"]),
+                job_tag=r["job_tag"],
+                action_tag=bytes(r["action_tag"]),
+                outcome_tag=r["outcome_tag"],
+                nonce=bytes(r["nonce"]),
+                ciphertext=bytes(r["ciphertext"]),
                 prev_hash=prev,
             )
             case.db.set(s, "prev_hash", prev)
@@ -179,7 +179,7 @@ def test_edited_head_file(case: Case) -> None:
 def test_head_file_moved_back_more_than_one_record(case: Case) -> None:
     data = json.loads(case.head_path.read_text())
     data["seq"] = LAST - 3
-    data["hash"] = bytes(case.db.row(LAST - 3)["hash"]).hex()  # type: ignore[arg-type]
+    data["hash"] = bytes(case.db.row(LAST - 3)["hash"]).hex()
     case.head_path.write_text(json.dumps(data))
     case.expect_break(LAST - 2)
 
@@ -195,7 +195,7 @@ def test_deleted_head_file(case: Case) -> None:
 def test_replayed_old_record(case: Case) -> None:
     old = case.db.row(3)
     case.db.insert({**old, "seq": LAST + 1})
-    case.db.set_head(LAST + 1, old["hash"])  # type: ignore[arg-type]
+    case.db.set_head(LAST + 1, old["hash"])
     case.expect_break(LAST + 1)
 
 
@@ -203,7 +203,7 @@ def test_replayed_old_record_relinked(case: Case) -> None:
     # Replay with prev_hash and hash recomputed so the chain links, and the head file forged too:
     # the AAD (seq, prev_hash) still ties the ciphertext to its original place.
     old = case.db.row(3)
-    last_hash = bytes(case.db.row(LAST)["hash"])  # type: ignore[arg-type]
+    last_hash = bytes(case.db.row(LAST)["hash"])
     [orig] = case.store.audit_rows(after_seq=2, limit=1)
     digest = record_hash(
         seq=LAST + 1,

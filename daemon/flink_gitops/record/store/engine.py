@@ -28,6 +28,9 @@ Neighbours: :mod:`.store` (uses the engine), :mod:`.tables` (queries).
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +94,9 @@ def _sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            # _ensure_wal made the file WAL already; this only repairs a file switched back by hand.
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -103,6 +108,26 @@ def _sqlite_hooks(engine: Engine, busy_timeout_s: float) -> None:
         conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
 
 
+def _ensure_wal(database: str, busy_timeout_s: float) -> None:
+    """Switch the database file to WAL once, serialised by a lock on its directory.
+
+    Converting the journal mode takes an exclusive lock, and SQLite answers a
+    second opener racing the conversion with SQLITE_BUSY at once (its busy
+    handler would deadlock), so concurrent first opens must not race it.
+    """
+    directory = os.open(Path(database).parent, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        conn = sqlite3.connect(database, timeout=busy_timeout_s, isolation_level=None)
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+    finally:
+        os.close(directory)  # releases the lock
+
+
 def create_engine(url: URL, *, busy_timeout_s: float = 30.0) -> Engine:
     """An engine with the settings described in the module docstring."""
     if url.get_backend_name() == "sqlite":
@@ -110,6 +135,10 @@ def create_engine(url: URL, *, busy_timeout_s: float = 30.0) -> Engine:
         if database in {"", ":memory:"}:
             raise InsecureStoreUrl("an in-memory SQLite store would lose all state; give a file path")
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _ensure_wal(database, busy_timeout_s)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store {database}: {exc}") from exc
         engine = sa.create_engine(
             url,
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
