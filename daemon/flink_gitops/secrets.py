@@ -31,7 +31,12 @@ class Secret:
         return self._value
 
     def reveal_text(self) -> str:
-        return self._value.decode("utf-8")
+        """The value as UTF-8 text; ConfigError (naming no byte of it) when it is not."""
+        try:
+            return self._value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # raised outside: UnicodeDecodeError quotes a byte and holds the whole value
+        raise ConfigError("a secret is not valid UTF-8 text")
 
     def __repr__(self) -> str:
         return "Secret('**********')"

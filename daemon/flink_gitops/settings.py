@@ -4,8 +4,9 @@ Every field states its unit and default. Secrets are never inline: they are
 :class:`~flink_gitops.secrets.SecretRef` (a file or a systemd credential).
 Environment variables override the file: ``FLINK_GITOPS_<FIELD>``, nested
 with ``__`` (``FLINK_GITOPS_GIT__REF=release``). With no file at all the
-embedded defaults apply: SQLite under ``state_dir``, one local cluster
-``default`` on http://127.0.0.1:8081, and the bundled example repository.
+embedded defaults apply: SQLite under ``state_dir`` and one local cluster
+``default`` on http://127.0.0.1:8081; ``git.url`` has no default (the daemon
+needs one; ``demo`` and ``validate`` read a directory instead).
 
 Each area owns its section model here; neighbours read only their section.
 """
@@ -112,7 +113,7 @@ class SignaturePolicy(_Section):
 class GitConfig(_Section):
     """The repository the desired state comes from."""
 
-    #: clone URL (https://, ssh://, git://, file:// or a local path). Default: the bundled example repo.
+    #: clone URL (https://, ssh://, git://, file:// or a local path). No default: empty is refused.
     url: str = ""
     #: branch name, tag name, or full commit SHA to track. Default main.
     ref: str = "main"

@@ -151,6 +151,20 @@ def test_verify_reports_the_breaking_seq_and_works_without_the_key(state: Path, 
     assert "cannot open audit key file" in forced.output
 
 
+def test_verify_checks_the_chain_when_the_key_command_fails(state: Path, clock: FakeClock) -> None:
+    assert run(state, "keys", "generate").exit_code == 0
+    _fill(state, clock)
+    env = {"FLINK_GITOPS_STATE_DIR": str(state), "FLINK_GITOPS_AUDIT__KEY_COMMAND": '["false"]'}
+    runner = CliRunner()
+    result = runner.invoke(main, ["audit", "verify"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output  # a KMS briefly down still leaves the chain checkable
+    assert "no key (key command 'false' exited with status 1" in result.output
+    assert "OK: the chain is intact (not decrypted: no key)" in result.output
+    forced = runner.invoke(main, ["audit", "verify", "--key"], env=env, catch_exceptions=False)
+    assert forced.exit_code == 2
+    assert "key command 'false' exited" in forced.output
+
+
 def test_verify_without_key_on_an_intact_trail(state: Path, clock: FakeClock) -> None:
     assert run(state, "keys", "generate").exit_code == 0
     _fill(state, clock)

@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from flink_gitops.cli import main
+from flink_gitops.cli.demo import _record_run
+from flink_gitops.record.audit import AuditEvent
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import SpecLoader
 from tests.fixtures.flink import jvms_mentioning
@@ -87,3 +89,21 @@ def test_demo_refuses_a_missing_repo(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "does not exist" in result.output
     assert not (tmp_path / "cluster").exists()  # refused before anything started
+
+
+def test_demo_records_into_its_own_trail_whatever_the_environment_configures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon's FLINK_GITOPS_STORE__* / _AUDIT__* in the shell must not route the demo's record
+    into that (production) store, key or head file."""
+    production = tmp_path / "production"
+    monkeypatch.setenv("FLINK_GITOPS_STORE__URL", "postgresql+psycopg://nobody@127.0.0.1:1/prod")
+    monkeypatch.setenv("FLINK_GITOPS_AUDIT__KEY_FILE", str(production / "audit.key"))
+    monkeypatch.setenv("FLINK_GITOPS_AUDIT__HEAD_FILE", str(production / "audit.head"))
+    state = tmp_path / "state"
+    event = AuditEvent(action="demo.run", actor="demo-test", cluster="default", outcome="succeeded")
+    assert _record_run(state, event) == "audit record #1 written; chain of 1 record(s) intact"
+    assert (state / "state.db").is_file()
+    assert (state / "audit.key").is_file()
+    assert (state / "audit.head").is_file()
+    assert not production.exists()

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from flink_gitops.cli import main
+from flink_gitops.cli.plan import render_markdown
 from flink_gitops.source.tree import DirectoryTree
-from flink_gitops.specs.diff import diff_states
+from flink_gitops.specs.diff import JobDiff, diff_states
 from flink_gitops.specs.loader import SpecLoader
 from flink_gitops.specs.model import Change
 from tests.fixtures.gitserver import init_work_repo, isolated_env, run_git
@@ -108,6 +109,13 @@ def test_plan_markdown_is_a_table(pr_repo: Path) -> None:
     assert "**changed (scale)**" in row
     assert "`spec.job.parallelism`: `2` → `4` (scale)" in row
     assert "<details><summary>Problems</summary>" in out
+
+
+def test_plan_markdown_escapes_a_pipe_in_a_file_name() -> None:
+    out = render_markdown([JobDiff("a", "added", None, None, "jobs/a|b.yaml")], "1" * 40, "2" * 40)
+    row = next(line for line in out.splitlines() if "`a`" in line)
+    assert row.endswith("| `jobs/a\\|b.yaml` |")  # one cell: the pipe does not split the row
+    assert row.replace("\\|", "").count("|") == 6
 
 
 def test_plan_missing_ref_is_an_error(pr_repo: Path) -> None:

@@ -9,14 +9,12 @@ deletion and savepoint disposal. Every job started here is cancelled or stopped 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from flink_gitops.clock import SystemClock
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.flink.errors import (
     DuplicateJobId,
@@ -29,9 +27,8 @@ from flink_gitops.flink.errors import (
 from flink_gitops.flink.ids import deterministic_job_id
 from flink_gitops.flink.local import LocalFlinkCluster
 from flink_gitops.flink.models import TERMINAL_STATES, RunRequest
-from tests.fixtures.flink import JobJars, read_counts
+from tests.fixtures.flink import JobJars, read_counts, wait_until
 
-T = TypeVar("T")
 WAIT_S = 60.0
 POLL_S = 0.1
 
@@ -39,25 +36,6 @@ POLL_S = 0.1
 def fresh_id(*parts: str) -> str:
     """A deterministic id per (test, run): the run part keeps reruns against one cluster apart."""
     return deterministic_job_id("client-it", uuid.uuid4().hex, *parts)
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
-    """Poll a real system until ``probe`` returns something (waiting for a condition, not timing)."""
-    clock = SystemClock()
-    deadline = clock.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if clock.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        clock.sleep(POLL_S)
-
-
-def counts_at_least(out: Path, job_id: str, minimum: int) -> dict[str, int] | None:
-    """The job's counts once all 4 keys have reached ``minimum``, else None."""
-    counts = read_counts(out, job_id)
-    return counts if len(counts) == 4 and min(counts.values()) >= minimum else None
 
 
 @dataclass
@@ -120,9 +98,7 @@ def test_stop_with_savepoint_and_restore_continues_the_counts(env: Env, tmp_path
     first = env.run_counter(tmp_path / "a", fresh_id("first"))
     try:
         env.running(first)
-        eventually(
-            lambda: ((c := read_counts(tmp_path / "a", first)) and min(c.values()) >= 100) or None, "counts"
-        )
+        wait_until("counts", lambda: (c := read_counts(tmp_path / "a", first)) and min(c.values()) >= 100)
         # A plain savepoint keeps the job running; dispose of it afterwards.
         extra = client.wait_for_savepoint(first, client.trigger_savepoint(first), poll_s=POLL_S)
         assert Path(extra.removeprefix("file:")).is_dir()
@@ -139,9 +115,8 @@ def test_stop_with_savepoint_and_restore_continues_the_counts(env: Env, tmp_path
     second = env.run_counter(tmp_path / "b", fresh_id("second"), savepoint_path=location)
     try:
         env.running(second)
-        after = eventually(
-            lambda: ((c := read_counts(tmp_path / "b", second)) and len(c) == 4 and c) or None,
-            "restored counts",
+        after = wait_until(
+            "restored counts", lambda: c if len(c := read_counts(tmp_path / "b", second)) == 4 else None
         )
         # Restored from state: every key continues where it stopped, none restarts from zero.
         for key, count in at_stop.items():

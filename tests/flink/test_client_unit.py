@@ -31,7 +31,7 @@ from flink_gitops.flink.errors import (
     OperationFailed,
     SavepointFailed,
 )
-from flink_gitops.flink.models import RunRequest
+from flink_gitops.flink.models import FailureCause, RunRequest
 from flink_gitops.flink.retry import RetryPolicy
 from flink_gitops.secrets import SecretRef
 from flink_gitops.settings import ClusterAuth, ClusterConfig, ClusterTls
@@ -183,6 +183,22 @@ def test_transport_errors_map_to_unreachable_and_timeout(clock: FakeClock) -> No
     assert isinstance(timeout.value.__cause__, httpx.ReadTimeout)
 
 
+def test_an_unreadable_answer_is_unreachable_retried_and_charged_to_the_breaker(clock: FakeClock) -> None:
+    def broken_gzip(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    transport = httpx.MockTransport(broken_gzip)
+    retry = RetryPolicy(max_attempts=2, initial_s=0.5, max_s=4.0)
+    with (
+        FlinkClient("http://x", clock=clock, retry=retry, breaker_threshold=2, transport=transport) as client,
+        pytest.raises(FlinkUnreachable, match="no readable answer") as caught,
+    ):
+        client.overview()
+    assert isinstance(caught.value.__cause__, httpx.DecodingError)
+    assert len(clock.sleeps) == 1  # a GET: retried once
+    assert client.breaker.state == "open"  # both attempts counted as failures
+
+
 def test_non_json_error_body_uses_first_line(fake: FakeFlink, clock: FakeClock) -> None:
     fake.on("GET", "/overview", httpx.Response(502, text="<html>Bad Gateway</html>\n<body/>"))
     with (
@@ -220,6 +236,17 @@ def test_run_with_reused_job_id_raises_duplicate_job_id(fake: FakeFlink, clock: 
     assert info.value.job_id == JOB
     assert isinstance(info.value, FlinkConflict)
     assert isinstance(info.value.__cause__, FlinkBadRequest)
+    assert str(info.value).endswith("(DuplicateApplicationSubmissionException)")
+
+
+def test_duplicate_job_id_names_the_exception_flink_1_x_raised(clock: FakeClock) -> None:
+    fake = FakeFlink("1.20.5")
+    old = json.loads(json.dumps(DUPLICATE).replace("DuplicateApplication", "DuplicateJob"))
+    fake.on("POST", "/jars/j.jar/run", httpx.Response(500, json=old))
+    with make_client(fake, clock) as client, pytest.raises(DuplicateJobId) as info:
+        client.run("j.jar", RunRequest(job_id=JOB))
+    assert str(info.value).endswith("(DuplicateJobSubmissionException)")
+    assert "DuplicateApplication" not in str(info.value)
 
 
 def test_run_500_is_a_program_error_not_retried_and_not_charged_to_the_breaker(
@@ -416,6 +443,12 @@ def test_completed_with_failure_cause_is_savepoint_failed(fake: FakeFlink, clock
         "savepoint failed: org.apache.flink.runtime.messages.FlinkJobNotFoundException: "
         "Could not find Flink job (aaaa)"
     )
+
+
+def test_failure_cause_with_a_blank_stack_trace_names_the_class() -> None:
+    blank = FailureCause.model_validate({"class": "java.io.IOException", "stack-trace": " \n"})
+    assert blank.summary() == "java.io.IOException"
+    assert FailureCause.model_validate({}).summary() == "unknown failure"
 
 
 def test_completed_without_location_is_savepoint_failed(fake: FakeFlink, clock: FakeClock) -> None:

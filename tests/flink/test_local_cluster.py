@@ -8,10 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlparse
 
 import pytest
@@ -29,22 +26,16 @@ from flink_gitops.flink.local import (
 )
 from flink_gitops.flink.models import RunRequest
 from flink_gitops.flink.retry import RetryPolicy
-from tests.fixtures.flink import JobJars, cancel_all_jobs, jvms_mentioning, local_cluster, read_counts
+from tests.fixtures.flink import (
+    JobJars,
+    cancel_all_jobs,
+    jvms_mentioning,
+    local_cluster,
+    read_counts,
+    wait_until,
+)
 
 KEYS = {f"key-{i}" for i in range(4)}
-T = TypeVar("T")
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 60.0) -> T:
-    """Poll a real system until ``probe`` returns something truthy (not a timing assertion)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
 
 
 # --- install and configuration (no cluster started) ------------------------------------------
@@ -164,7 +155,7 @@ def _exercise_jobs(cluster: LocalFlinkCluster, jars: JobJars, tmp_path: Path) ->
             stateful, RunRequest(entry_class=jars.stateful_entry, args=args, parallelism=2)
         ).jobid
         client.wait_for_job_state(first, {"RUNNING"}, 60, all_tasks_running=True)
-        _wait_for(
+        wait_until(
             "counts >= 200 for every key",
             lambda: (c := read_counts(out, first)).keys() == KEYS and min(c.values()) >= 200,
         )
@@ -192,12 +183,12 @@ def _exercise_jobs(cluster: LocalFlinkCluster, jars: JobJars, tmp_path: Path) ->
                 counts = read_counts(out, restored)
                 return counts if counts.keys() == KEYS else None
 
-            after = _wait_for("the restored job's counts", all_keys_counted)
+            after = wait_until("the restored job's counts", all_keys_counted)
             assert all(after[key] > before[key] for key in KEYS), (before, after)
             restored_from = client.checkpoints(restored).latest.restored
             assert restored_from is not None
             assert restored_from.is_savepoint
-            checkpoint = _wait_for(
+            checkpoint = wait_until(
                 "a completed checkpoint", lambda: client.checkpoints(restored).latest.completed, 30
             )
         finally:
@@ -304,12 +295,12 @@ def test_jvms_die_with_the_process_that_started_them(flink_home: Path) -> None:
                     cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
             return all(any(e.encode() in c for c in cmdlines) for e in entrypoints)
 
-        _wait_for("the JobManager and TaskManager JVMs", both_jvms_up, 90)
+        wait_until("the JobManager and TaskManager JVMs", both_jvms_up, 90)
     finally:
         owner.kill()
         owner.wait()
     try:
-        assert _wait_for("the JVMs to die", lambda: jvms_mentioning(str(workdir)) == [], 15)
+        assert wait_until("the JVMs to die", lambda: jvms_mentioning(str(workdir)) == [], 15)
     finally:
         for pid in jvms_mentioning(str(workdir)):  # only if the assertion failed
             os.kill(pid, 9)

@@ -14,11 +14,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from flink_gitops.clock import FakeClock, SystemClock
-from flink_gitops.record.audit import Head, HeadFile, verify_trail
+from flink_gitops.record.audit import AuditIntegrityError, AuditTrail, Head, HeadFile, verify_trail
 from flink_gitops.record.audit.sealing import seal
-from flink_gitops.record.store import Store
-from tests.record.audit_helpers import ACTOR, event, open_trail
+from flink_gitops.record.store import ZERO_HASH, Store
+from tests.record.audit_helpers import ACTOR, event, key_source, open_trail
+from tests.record.fakes import FakeAuditStore
 
 _CHILD = textwrap.dedent(
     """
@@ -140,3 +143,66 @@ def test_temp_files_of_dead_appenders_are_removed_on_open(tmp_path: Path, clock:
         store.close()
     assert not stale.exists()
     assert live.exists()  # a running appender's temp file is left alone
+
+
+def _append_without_head_write(trail: AuditTrail, store: Store, clock: FakeClock, i: int) -> None:
+    """The crash window: the row commits, the process dies before the head file write."""
+    key, master = trail.keys.current(), trail.keys.master
+    store.append_audit(
+        lambda seq, prev: seal(
+            seq=seq, prev_hash=prev, event=event(i), recorded_at=clock.now(), key=key, master=master
+        )
+    )
+
+
+def test_a_crash_inside_the_very_first_append_is_the_in_flight_lag(tmp_path: Path, clock: FakeClock) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    try:
+        trail = open_trail(store, tmp_path, clock)
+        head = HeadFile(tmp_path / "audit.head")
+        assert head.read() == Head(0, ZERO_HASH)  # written on open, before any append
+        _append_without_head_write(trail, store, clock, 0)
+        report = verify_trail(store, head, trail.keys)
+        assert report.ok, report.problems
+        assert any("lags the store by one record" in n for n in report.notes)
+        restarted = open_trail(store, tmp_path, clock)  # not mistaken for a deleted head file
+        restarted.record(event(1))
+        assert head.read() == Head(*store.audit_head())
+        assert verify_trail(store, head, trail.keys).ok
+    finally:
+        store.close()
+
+
+def test_a_forged_seq_0_head_file_is_not_taken_for_the_lag(tmp_path: Path, clock: FakeClock) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    try:
+        trail = open_trail(store, tmp_path, clock)
+        _append_without_head_write(trail, store, clock, 0)
+        head = HeadFile(tmp_path / "audit.head")
+        head.write(Head(0, b"\x01" * 32))
+        report = verify_trail(store, head)
+        assert not report.ok
+        assert report.first_break == 0
+        with pytest.raises(AuditIntegrityError, match="head file hash differs"):
+            open_trail(store, tmp_path, clock)
+    finally:
+        store.close()
+
+
+def test_an_idle_replica_opens_after_others_appended(tmp_path: Path, clock: FakeClock) -> None:
+    # PostgreSQL replicas keep one head file each: one that opened on the empty trail and never
+    # appended is behind by more than one record, on the chain, so it may open (and logs it).
+    store = FakeAuditStore()
+
+    def replica(name: str) -> AuditTrail:
+        return AuditTrail.open(
+            store, key_source(tmp_path), head_file=tmp_path / name, clock=clock, actor=ACTOR
+        )
+
+    replica("idle.head")
+    writer = replica("busy.head")
+    for i in range(3):
+        writer.record(event(i))
+    assert HeadFile(tmp_path / "idle.head").read() == Head(0, ZERO_HASH)
+    replica("idle.head").record(event(3))
+    assert HeadFile(tmp_path / "idle.head").read() == Head(*store.head)

@@ -8,11 +8,11 @@ with it (every record decrypted, every tag checked).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from flink_gitops.clock import FakeClock
-from flink_gitops.record.audit import AuditTrail, Head, HeadFile, record_aad, record_hash, verify_trail
+from flink_gitops.record.audit import AuditTrail, Head, HeadFile, record_aad, row_hash, verify_trail
 from flink_gitops.record.store import Store
 from tests.fixtures.postgres import PostgresServer, StoreTarget
 from tests.record.audit_helpers import SqliteTamper, event, open_trail, verify_both
@@ -135,27 +135,12 @@ def _reencrypt(case: Case, seq: int, *, rechain: bool) -> None:
         # (decryption) and the head file outside the database can tell.
         prev = bytes(row["prev_hash"])
         for s in range(seq, LAST + 1):
-            r = case.db.row(s)
-            digest = record_hash(
-                seq=s,
-                recorded_at=_row_time(case, s),
-                key_version=int(r["key_version"]),
-                job_tag=r["job_tag"],
-                action_tag=bytes(r["action_tag"]),
-                outcome_tag=r["outcome_tag"],
-                nonce=bytes(r["nonce"]),
-                ciphertext=bytes(r["ciphertext"]),
-                prev_hash=prev,
-            )
+            [stored] = case.store.audit_rows(after_seq=s - 1, limit=1)
+            digest = row_hash(dataclasses.replace(stored, prev_hash=prev))
             case.db.set(s, "prev_hash", prev)
             case.db.set(s, "hash", digest)
             prev = digest
         case.db.set_head(LAST, prev)
-
-
-def _row_time(case: Case, seq: int) -> datetime:
-    [row] = case.store.audit_rows(after_seq=seq - 1, limit=1)
-    return row.recorded_at
 
 
 def test_record_reencrypted_with_another_key(case: Case) -> None:
@@ -205,17 +190,7 @@ def test_replayed_old_record_relinked(case: Case) -> None:
     old = case.db.row(3)
     last_hash = bytes(case.db.row(LAST)["hash"])
     [orig] = case.store.audit_rows(after_seq=2, limit=1)
-    digest = record_hash(
-        seq=LAST + 1,
-        recorded_at=orig.recorded_at,
-        key_version=orig.key_version,
-        job_tag=orig.job_tag,
-        action_tag=orig.action_tag,
-        outcome_tag=orig.outcome_tag,
-        nonce=orig.nonce,
-        ciphertext=orig.ciphertext,
-        prev_hash=last_hash,
-    )
+    digest = row_hash(dataclasses.replace(orig, seq=LAST + 1, prev_hash=last_hash))
     case.db.insert({**old, "seq": LAST + 1, "prev_hash": last_hash, "hash": digest})
     case.db.set_head(LAST + 1, digest)
     HeadFile(case.head_path).write(Head(LAST + 1, digest))

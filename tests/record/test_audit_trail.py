@@ -6,6 +6,7 @@ Tests taking the ``store`` fixture run on SQLite and PostgreSQL (tests/fixtures/
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
@@ -165,11 +166,35 @@ def test_action_not_taken_when_the_commit_fails(tmp_path: Path, clock: FakeClock
     assert all(r.ok for r in verify_both(store, trail))
 
 
+def test_open_fails_closed_when_the_first_head_file_cannot_be_written(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    (tmp_path / "audit.head.lock").mkdir()  # in the lock file's place: opening it fails, even as root
+    with pytest.raises(AuditUnavailable, match="cannot write the audit head file") as info:
+        open_trail(FakeAuditStore(), tmp_path, clock)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_an_unrecorded_outcome_says_the_action_was_taken(tmp_path: Path, clock: FakeClock) -> None:
+    store = FakeAuditStore()
+    trail = open_trail(store, tmp_path, clock)
+    taken: list[str] = []
+    with pytest.raises(AuditUnavailable) as info, trail.guard(event(1)):  # noqa: PT012
+        taken.append("upgraded")
+        store.fail_appends = True  # the database goes away while the action runs
+    assert taken == ["upgraded"]
+    assert [r.seq for r in store.rows] == [1]
+    assert info.value.__notes__ == [
+        "the action itself was taken (intent seq 1); only its outcome record is missing"
+    ]
+
+
 def test_action_not_taken_when_the_head_file_cannot_be_written(tmp_path: Path, clock: FakeClock) -> None:
     store = FakeAuditStore()
     trail = AuditTrail.open(
         store, key_source(tmp_path), head_file=tmp_path / "heads" / "audit.head", clock=clock, actor=ACTOR
     )
+    shutil.rmtree(tmp_path / "heads")  # open wrote the seq-0 head there
     (tmp_path / "heads").write_text("")  # the head file's directory is gone (disk trouble, operator error)
     ran = False
     with pytest.raises(AuditUnavailable, match="head file"), trail.guard(event(1)):

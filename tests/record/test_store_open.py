@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from flink_gitops.clock import FakeClock
+from flink_gitops.errors import ConfigError
 from flink_gitops.record.store import (
     ZERO_HASH,
     InsecureStoreUrl,
@@ -68,6 +69,15 @@ def test_garbage_url_error_does_not_echo_it(url: str) -> None:
 def test_unusable_urls_are_refused(url: str, password: Secret | None, match: str) -> None:
     with pytest.raises(InsecureStoreUrl, match=match):
         Store.from_url(url, password=password)
+
+
+def test_non_utf8_password_is_refused_without_quoting_it() -> None:
+    # UnicodeDecodeError would print the offending byte and carry the whole value as its cause.
+    with pytest.raises(ConfigError, match="not valid UTF-8") as info:
+        Store.from_url("postgresql+psycopg://flink@db.example/state", password=Secret(b"pw\xfe\x9c-secret"))
+    assert "0xfe" not in str(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
 
 
 @pytest.mark.postgres

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from flink_gitops.secrets import SecretRef
 from flink_gitops.source.errors import RemoteUnreachableError
-from flink_gitops.source.git import is_ssh_url, scrub_url, ssh_command, url_has_credentials
+from flink_gitops.source.git import (
+    host_key_failure,
+    is_ssh_url,
+    scrub_url,
+    ssh_command,
+    ssh_host,
+    url_has_credentials,
+)
 from tests.source.conftest import SourceFactory
 
 secretish = st.text(
@@ -103,3 +110,34 @@ def test_ssh_command_is_accepted_by_the_real_ssh_client(make_source: SourceFacto
     # ssh ran with our options (a bad option would fail differently) and could not connect
     assert type(result.error) is RemoteUnreachableError, result.error
     assert "connection refused" in str(result.error).lower()
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("ssh://git@example.test/r.git", "example.test"),
+        ("ssh://git@example.test:22/r.git", "example.test"),
+        ("ssh://git@example.test:2222/r.git", "[example.test]:2222"),
+        ("git+ssh://example.test:2222/r.git", "[example.test]:2222"),
+        ("git@example.test:org/r.git", "example.test"),
+    ],
+)
+def test_ssh_host_is_named_as_known_hosts_names_it(url: str, host: str) -> None:
+    assert ssh_host(url) == host
+
+
+def test_host_key_failure_names_the_host_and_the_offered_key() -> None:
+    changed = (
+        "The fingerprint for the ED25519 key sent by the remote host is\n"
+        "SHA256:QgZqGByT/WAyLlDMx49t3Vj0GB+4iw2M9ZmV0KokAVQ.\n"
+        "Host key for [h.test]:2222 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\n"
+    )
+    text = host_key_failure(changed, "ssh://git@h.test:2222/r.git", "/etc/kh")
+    assert "host key of [h.test]:2222 does NOT match the one in /etc/kh" in text
+    assert "offered SHA256:QgZqGByT/WAyLlDMx49t3Vj0GB+4iw2M9ZmV0KokAVQ;" in text
+    unknown = "No ED25519 host key is known for h.test and you have requested strict checking.\n"
+    assert "host h.test has no key in /etc/kh" in host_key_failure(unknown, "git@h.test:r.git", "/etc/kh")
+    # a refusal ssh does not explain (a revoked key, say) still names the host, from the URL
+    bare = host_key_failure("Host key verification failed.\n", "ssh://git@h.test:2222/r.git", "/etc/kh")
+    assert bare == "host key of [h.test]:2222 not accepted with /etc/kh; refused"

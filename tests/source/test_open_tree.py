@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flink_gitops.source.errors import RefNotFoundError, RepositoryError
 from flink_gitops.source.git import open_tree
-from flink_gitops.source.tree import DirectoryTree, git_blob_sha
+from flink_gitops.source.tree import DirectoryTree, git_blob_sha, normalise
 from tests.fixtures.gitserver import WorkRepo, init_work_repo, run_git
 
 pytestmark = pytest.mark.git
@@ -71,6 +71,47 @@ def test_entries_under_a_directory_and_path_normalisation(work_repo: WorkRepo) -
         tree.read("nope.yaml")
 
 
+def test_paths_through_a_directory_symlink_are_absent_as_in_the_commit(
+    work_repo: WorkRepo, tmp_path: Path
+) -> None:
+    """A symlinked directory is one symlink entry: the checkout never reads through it (outside the root)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jar").write_bytes(b"not in the repository")
+    work_repo.write({"jobs/a.yaml": "a"})
+    work_repo.symlink("jars", str(outside))
+    work_repo.symlink("jobs-link", "jobs")
+    work_repo.commit()
+    commit, checkout = open_tree(work_repo.path, "main"), DirectoryTree(work_repo.path)
+    try:
+        for tree in (commit, checkout):
+            assert [(e.path, e.kind) for e in tree.entries()] == [
+                ("jars", "symlink"),
+                ("jobs-link", "symlink"),
+                ("jobs/a.yaml", "file"),
+            ]
+            assert tree.get("jars/secret.jar") is None
+            assert tree.get("jobs-link/a.yaml") is None
+            assert list(tree.entries("jars")) == []
+            assert list(tree.entries("jobs-link")) == []
+            with pytest.raises(KeyError):
+                tree.read("jars/secret.jar")
+            assert tree.read("jars") == str(outside).encode()
+        assert list(commit.entries()) == list(checkout.entries())
+    finally:
+        commit.close()
+
+
+def test_normalise_rejects_every_absolute_path() -> None:
+    assert normalise("//etc/passwd") is None  # PurePosixPath kept "//" as a part: "///etc/passwd"
+    assert normalise("/etc") is None
+    assert normalise("../x") is None
+    assert normalise("a/../../x") is None
+    assert normalise("./a//b/./c/../d/") == "a/b/d"
+    assert normalise("") == normalise(".") == ""
+    assert DirectoryTree(Path("/")).get("//etc/passwd") is None
+
+
 def test_submodules_are_skipped(work_repo: WorkRepo) -> None:
     work_repo.write({"a.yaml": "a"})
     sub_sha = work_repo.commit()
@@ -79,6 +120,16 @@ def test_submodules_are_skipped(work_repo: WorkRepo) -> None:
     work_repo.commit()
     tree = open_tree(work_repo.path, "main")
     assert [e.path for e in tree.entries()] == ["a.yaml"]
+    # its checkout (a nested repository: .git as a file, as git submodule writes it) is not listed either
+    (work_repo.path / "vendor/lib").mkdir(parents=True)
+    (work_repo.path / "vendor/lib/.git").write_text("gitdir: ../../.git/modules/lib\n", encoding="utf-8")
+    (work_repo.path / "vendor/lib/job.yaml").write_text("b", encoding="utf-8")
+    (work_repo.path / "vendor/other/.git").mkdir(parents=True)  # a nested clone
+    (work_repo.path / "vendor/other/job.yaml").write_text("c", encoding="utf-8")
+    checkout = DirectoryTree(work_repo.path)
+    assert [e.path for e in checkout.entries()] == ["a.yaml"]
+    assert list(checkout.entries("vendor/lib")) == []
+    assert checkout.get("vendor/lib/job.yaml") is None
 
 
 def test_bare_repository(work_repo: WorkRepo, tmp_path: Path) -> None:

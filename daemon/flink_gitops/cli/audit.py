@@ -32,7 +32,8 @@ from flink_gitops.record.audit import (
     query_records,
     verify_trail,
 )
-from flink_gitops.record.keys import KeyRing, KeySourceError, key_source_from_settings
+from flink_gitops.record.audit.event import utc
+from flink_gitops.record.keys import KeyCommandUnavailable, KeyRing, KeySourceError, key_source_from_settings
 from flink_gitops.record.store import AuditRow, Store, open_store
 from flink_gitops.settings import Settings
 
@@ -53,7 +54,7 @@ def _when(value: str | None) -> datetime | None:
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 time (2026-01-31 or 2026-01-31T12:00:00Z)"
         ) from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return utc(parsed)
 
 
 def _open_keys(settings: Settings, store: Store) -> KeyRing:
@@ -90,7 +91,7 @@ def verify(ctx: click.Context, use_key: bool | None) -> None:
         if use_key is not False:
             try:
                 keys = _open_keys(settings, store)
-            except KeySourceError as exc:
+            except (KeySourceError, KeyCommandUnavailable) as exc:
                 if use_key:
                     raise
                 click.echo(f"note: no key ({exc}); checking the chain and head file only", err=True)

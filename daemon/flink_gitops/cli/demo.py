@@ -25,10 +25,10 @@ import click
 from flink_gitops.clock import SystemClock
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.flink.local import DEFAULT_VERSION, LocalFlinkCluster, ensure_flink, port_is_free
-from flink_gitops.record.audit import AuditEvent, AuditTrail, HeadFile, cli_actor, verify_trail
+from flink_gitops.record.audit import AuditEvent, AuditTrail, cli_actor, verify_trail
 from flink_gitops.record.keys import ensure_key_file
 from flink_gitops.record.store import open_store
-from flink_gitops.settings import load_settings
+from flink_gitops.settings import AuditConfig, StoreConfig, load_settings
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import DesiredState, SpecLoader
 
@@ -77,15 +77,21 @@ def _print_specs(state: DesiredState, repo: Path) -> None:
 
 
 def _record_run(state_dir: Path, event: AuditEvent) -> str:
-    """Append ``event`` to the demo's audit trail (SQLite + key file under ``state_dir``); verify it."""
-    settings = load_settings(None).model_copy(update={"state_dir": state_dir})
+    """Append ``event`` to the demo's audit trail (SQLite + key file under ``state_dir``); verify it.
+
+    The store and audit sections are the demo's own whatever ``FLINK_GITOPS_STORE__*`` /
+    ``FLINK_GITOPS_AUDIT__*`` say: a demo run never writes into a configured (production) trail.
+    """
     key_file = state_dir / "audit.key"
+    settings = load_settings(None).model_copy(
+        update={"state_dir": state_dir, "store": StoreConfig(), "audit": AuditConfig(key_file=key_file)}
+    )
     if ensure_key_file(key_file):
         click.echo(f"  made an audit master key {key_file} (mode 0600)")
     with open_store(settings) as store:
         trail = AuditTrail.from_settings(settings, store, clock=SystemClock(), actor=event.actor)
         record = trail.record(event)
-        report = verify_trail(store, HeadFile(state_dir / "audit.head"))
+        report = verify_trail(store, trail.head_file)
     verdict = "intact" if report.ok else f"BROKEN at seq {report.first_break}"
     return f"audit record #{record.seq} written; chain of {report.records} record(s) {verdict}"
 

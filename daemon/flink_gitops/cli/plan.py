@@ -82,7 +82,8 @@ def render_markdown(diffs: list[JobDiff], base: str, head: str) -> str:
         )
         if d.note:
             fields = f"{fields}<br>_{_md(d.note)}_" if fields else f"_{_md(d.note)}_"
-        out.append(f"| {_SIGN[d.status]} | `{d.name}` | **{_headline(d)}** | {fields} | `{d.file}` |")
+        file = _md(d.file or "")
+        out.append(f"| {_SIGN[d.status]} | `{d.name}` | **{_headline(d)}** | {fields} | `{file}` |")
     problems = [p for d in shown for p in d.problems]
     if problems:
         out += ["", "<details><summary>Problems</summary>", "", "```"]

@@ -71,6 +71,7 @@ from flink_gitops.settings import ClusterConfig, ClusterTls
 __all__ = ["FlinkClient", "deterministic_job_id"]
 
 M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P")
 
 #: Flink's names for a run that reused a job id still listed by the cluster.
 _DUPLICATE_MARKERS = ("DuplicateApplicationSubmissionException", "DuplicateJobSubmissionException")
@@ -334,9 +335,15 @@ class FlinkClient:
         try:
             answer = self._call("POST", path, json=body, program=True)
         except (FlinkPermanentError, FlinkServerError) as exc:
-            if request.job_id is not None and any(m in str(exc) for m in _DUPLICATE_MARKERS):
+            marker = next((m for m in _DUPLICATE_MARKERS if m in str(exc)), None)
+            if request.job_id is not None and marker is not None:
                 raise DuplicateJobId(
-                    request.job_id, cluster=self.name, method="POST", path=path, status=exc.status
+                    request.job_id,
+                    flink_error=marker,
+                    cluster=self.name,
+                    method="POST",
+                    path=path,
+                    status=exc.status,
                 ) from exc
             raise
         return self._parse("POST", path, answer, RunResult)
@@ -373,7 +380,7 @@ class FlinkClient:
         :class:`FlinkTimeout`.
         """
         path = f"/jobs/{_seg(job_id)}/savepoints/{_seg(trigger_id)}"
-        op = self._poll("GET", path, lambda: self.savepoint_status(job_id, trigger_id), timeout, poll_s)
+        op = self._wait_operation(path, lambda: self.savepoint_status(job_id, trigger_id), timeout, poll_s)
         result = op.operation
         if result is not None and result.failure_cause is not None:
             raise SavepointFailed(
@@ -400,7 +407,7 @@ class FlinkClient:
     ) -> None:
         """Poll a disposal until it ends; a failure cause raises :class:`OperationFailed`."""
         path = f"/savepoint-disposal/{_seg(trigger_id)}"
-        op = self._poll("GET", path, lambda: self.disposal_status(trigger_id), timeout, poll_s)
+        op = self._wait_operation(path, lambda: self.disposal_status(trigger_id), timeout, poll_s)
         if op.operation is not None and op.operation.failure_cause is not None:
             raise OperationFailed(
                 f"savepoint disposal failed: {op.operation.failure_cause.summary()}",
@@ -427,13 +434,12 @@ class FlinkClient:
         """
         wanted = frozenset(states)
         path = f"/jobs/{_seg(job_id)}"
-        deadline = self._clock.monotonic() + timeout
-        while True:
-            details = self.job(job_id)
+
+        def reached(details: JobDetails) -> bool:
             if details.state in wanted and (
                 not all_tasks_running or details.state != "RUNNING" or details.all_tasks_running
             ):
-                return details
+                return True
             if details.state in TERMINAL_STATES:
                 raise OperationFailed(
                     f"job {job_id} ended {details.state} while waiting for {sorted(wanted)}",
@@ -441,41 +447,56 @@ class FlinkClient:
                     method="GET",
                     path=path,
                 )
-            if self._clock.monotonic() >= deadline:
-                raise FlinkTimeout(
-                    f"job {job_id} still {details.state} after {timeout:g} s, wanted {sorted(wanted)}",
-                    cluster=self.name,
-                    method="GET",
-                    path=path,
-                )
-            self._clock.sleep(poll_s)
+            return False
+
+        return self._poll(
+            path,
+            lambda: self.job(job_id),
+            reached,
+            timeout,
+            poll_s,
+            lambda details: (
+                f"job {job_id} still {details.state} after {timeout:g} s, wanted {sorted(wanted)}"
+            ),
+        )
 
     # --- plumbing --------------------------------------------------------------------------------
 
     def _trigger(self, path: str, body: dict[str, Any]) -> str:
         return self._parse("POST", path, self._call("POST", path, json=body), TriggerResponse).request_id
 
+    def _wait_operation(
+        self, path: str, fetch: Callable[[], AsyncOperation], timeout: float | None, poll_s: float
+    ) -> AsyncOperation:
+        """Poll an asynchronous operation until COMPLETED (default limit: the savepoint timeout)."""
+        limit = self.savepoint_timeout_s if timeout is None else timeout
+        return self._poll(
+            path,
+            fetch,
+            lambda op: op.completed,
+            limit,
+            poll_s,
+            lambda op: f"operation still {op.status.id} after {limit:g} s",
+        )
+
     def _poll(
         self,
-        method: str,
         path: str,
-        fetch: Callable[[], AsyncOperation],
-        timeout: float | None,
+        fetch: Callable[[], P],
+        done: Callable[[P], bool],
+        limit: float,
         poll_s: float,
-    ) -> AsyncOperation:
-        limit = self.savepoint_timeout_s if timeout is None else timeout
+        still: Callable[[P], str],
+    ) -> P:
+        """Call ``fetch`` every ``poll_s`` seconds of the clock until ``done`` accepts its answer;
+        :class:`FlinkTimeout` (message ``still(last answer)``) once ``limit`` seconds have passed."""
         deadline = self._clock.monotonic() + limit
         while True:
-            op = fetch()
-            if op.completed:
-                return op
+            value = fetch()
+            if done(value):
+                return value
             if self._clock.monotonic() >= deadline:
-                raise FlinkTimeout(
-                    f"operation still {op.status.id} after {limit:g} s",
-                    cluster=self.name,
-                    method=method,
-                    path=path,
-                )
+                raise FlinkTimeout(still(value), cluster=self.name, method="GET", path=path)
             self._clock.sleep(poll_s)
 
     def _get(self, path: str, model: type[M], params: dict[str, str] | None = None) -> M:
@@ -515,6 +536,10 @@ class FlinkClient:
             self.breaker.failure()
             logger.debug("flink {} {} {} -> unreachable", self.name, method, path)
             raise FlinkUnreachable(f"cannot reach the cluster ({type(exc).__name__})", **where) from exc
+        except httpx.RequestError as exc:  # an answer httpx cannot read, e.g. a broken gzip body
+            self.breaker.failure()
+            logger.debug("flink {} {} {} -> unreadable answer", self.name, method, path)
+            raise FlinkUnreachable(f"no readable answer ({type(exc).__name__})", **where) from exc
         except BaseException:
             self.breaker.release()
             raise

@@ -12,22 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flink_gitops.errors import PermanentError, TemporaryError
-
-
-class _Where:
-    """Mixin: which cluster and request an error is about."""
-
-    cluster: str
-    method: str
-    path: str
-    status: int | None
-
-    def _set_where(self, cluster: str, method: str, path: str, status: int | None) -> None:
-        self.cluster = cluster
-        self.method = method
-        self.path = path
-        self.status = status
+from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
 
 
 def _message(cluster: str, method: str, path: str, status: int | None, detail: str) -> str:
@@ -35,7 +20,24 @@ def _message(cluster: str, method: str, path: str, status: int | None, detail: s
     return f"flink cluster {cluster!r}: {method} {path}{code}: {detail}"
 
 
-class FlinkTemporaryError(TemporaryError, _Where):
+class _Where(FlinkGitOpsError):
+    """Which cluster and request an error is about; the message is built from them and ``detail``.
+
+    Mixed in before :class:`TemporaryError` / :class:`PermanentError`, whose ``retryable`` wins.
+    """
+
+    def __init__(
+        self, detail: str, *, cluster: str, method: str, path: str, status: int | None = None
+    ) -> None:
+        super().__init__(_message(cluster, method, path, status, detail))
+        self.cluster = cluster
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+
+
+class FlinkTemporaryError(_Where, TemporaryError):
     """A Flink call failed in a way that may pass (base of the temporary ones)."""
 
     def __init__(
@@ -48,30 +50,17 @@ class FlinkTemporaryError(TemporaryError, _Where):
         status: int | None = None,
         delay: float | None = None,
     ) -> None:
-        super().__init__(_message(cluster, method, path, status, detail), delay=delay)
-        self._set_where(cluster, method, path, status)
-        self.detail = detail
+        super().__init__(detail, cluster=cluster, method=method, path=path, status=status)
+        #: suggested wait before the next try, in seconds (see :class:`TemporaryError`).
+        self.delay = delay
 
 
-class FlinkPermanentError(PermanentError, _Where):
+class FlinkPermanentError(_Where, PermanentError):
     """Flink refused or could not do what was asked; the same request will fail again."""
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        cluster: str,
-        method: str,
-        path: str,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(_message(cluster, method, path, status, detail))
-        self._set_where(cluster, method, path, status)
-        self.detail = detail
 
 
 class FlinkUnreachable(FlinkTemporaryError):
-    """No HTTP answer at all: connection refused, DNS, TLS handshake, reset."""
+    """No usable HTTP answer: connection refused, DNS, TLS handshake, reset, an undecodable body."""
 
 
 class FlinkTimeout(FlinkTemporaryError):
@@ -107,12 +96,16 @@ class FlinkAuthError(FlinkPermanentError):
 class DuplicateJobId(FlinkConflict):
     """A run asked for a job id that Flink already lists (running or terminal).
 
-    The caller can adopt the existing job: ``job_id`` is the id it asked for.
+    The caller can adopt the existing job: ``job_id`` is the id it asked for. ``flink_error`` is the
+    exception Flink named (DuplicateApplicationSubmissionException on 2.x,
+    DuplicateJobSubmissionException on 1.x).
     """
 
-    def __init__(self, job_id: str, *, cluster: str, method: str, path: str, status: int | None) -> None:
+    def __init__(
+        self, job_id: str, *, flink_error: str, cluster: str, method: str, path: str, status: int | None
+    ) -> None:
         super().__init__(
-            f"job id {job_id} is already in use on the cluster (DuplicateApplicationSubmissionException)",
+            f"job id {job_id} is already in use on the cluster ({flink_error})",
             cluster=cluster,
             method=method,
             path=path,

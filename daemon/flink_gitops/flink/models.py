@@ -320,9 +320,7 @@ class FailureCause(FlinkModel):
 
     def summary(self) -> str:
         """The last ``Caused by:`` line of the stack trace, or its first line, or the class."""
-        if self.stack_trace:
-            return last_cause(self.stack_trace)
-        return self.class_name or "unknown failure"
+        return last_cause(self.stack_trace or "") or self.class_name or "unknown failure"
 
 
 class OperationResult(FlinkModel):

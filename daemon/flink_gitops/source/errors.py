@@ -34,7 +34,14 @@ class FetchTimeoutError(RemoteUnreachableError):
 
 
 class AuthError(SourceError, PermanentError):
-    """The remote refused our credentials (or the host key did not match)."""
+    """The remote refused our credentials, or we refused the remote's host key (:class:`HostKeyError`)."""
+
+
+class HostKeyError(AuthError):
+    """The SSH server's host key is not in the known_hosts file, or differs from the one there.
+
+    A security event (possibly a man-in-the-middle): never retried, never trusted on first use.
+    """
 
 
 class ForcePushError(SourceError, PermanentError):

@@ -42,6 +42,7 @@ from flink_gitops.source.errors import (
     FetchTimeoutError,
     ForcePushError,
     GitCommandError,
+    HostKeyError,
     RefNotFoundError,
     RemoteUnreachableError,
     RepositoryError,
@@ -218,12 +219,16 @@ _GIT_FLAGS = (
     "core.askPass=",
 )
 _TIMEOUT_PREFIX = "Timeout: the command"
+#: what ssh prints, with StrictHostKeyChecking=yes, for an unknown or a changed host key
+_HOST_KEY_FAILED = "host key verification failed"
+_HOST_KEY_CHANGED = re.compile(r"Host key for (\S+) has changed")
+_HOST_KEY_UNKNOWN = re.compile(r"No \S+ host key is known for (\S+)")
+_HOST_KEY_OFFERED = re.compile(r"key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/=]+)")
 _AUTH_MARKERS = (
     "authentication failed",
     "could not read username",
     "could not read password",
     "permission denied (publickey",
-    "host key verification failed",
     "returned error: 401",
     "returned error: 403",
     "invalid credentials",
@@ -289,6 +294,34 @@ def is_ssh_url(url: str) -> bool:
         return url.split("://", 1)[0].lower() in ("ssh", "git+ssh", "ssh+git")
     head = url.split("/", 1)[0]
     return ":" in head and not Path(url).exists()
+
+
+def ssh_host(url: str) -> str:
+    """The host of an SSH URL as ssh names it in known_hosts: ``host``, or ``[host]:port``."""
+    if "://" in url:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        return f"[{host}]:{parts.port}" if parts.port not in (None, 22) else host
+    return url.split(":", 1)[0].rpartition("@")[2]
+
+
+def host_key_failure(stderr: str, url: str, known_hosts: str) -> str:
+    """Why ssh refused the server's host key, naming the host (and the key it offered, if shown)."""
+    changed = _HOST_KEY_CHANGED.search(stderr)
+    unknown = _HOST_KEY_UNKNOWN.search(stderr)
+    offered = _HOST_KEY_OFFERED.search(stderr)
+    if changed:
+        reason = (
+            f"host key of {changed[1]} does NOT match the one in {known_hosts} "
+            "(possible man-in-the-middle, or the server's key was replaced)"
+        )
+    elif unknown:
+        reason = f"host {unknown[1]} has no key in {known_hosts} (keys are never trusted on first use)"
+    else:
+        reason = f"host key of {ssh_host(url)} not accepted with {known_hosts}"
+    if offered:
+        reason += f"; the server offered {offered[1]}"
+    return reason + "; refused"
 
 
 def ssh_command(key_file: Path | None, known_hosts_file: Path | None) -> str:
@@ -394,7 +427,8 @@ class GitSource:
         self._repo_lock = threading.Lock()
         #: after a re-clone the revision in force must be rebuilt on the new cache
         self._rebuild = False
-        self._masks: list[str] = []
+        #: (text, replacement) pairs hidden from every message: the token, the SSH key's path
+        self._masks: list[tuple[str, str]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock) -> GitSource:
@@ -427,7 +461,10 @@ class GitSource:
                             f"git cache {self.repo_dir} is still unusable after a fresh clone: {again}"
                         ) from again
             except SourceError as exc:
-                logger.warning("git: {} ({}); keeping {}", exc, type(exc).__name__, self._describe_current())
+                level = "ERROR" if isinstance(exc, HostKeyError) else "WARNING"  # a security event
+                logger.log(
+                    level, "git: {} ({}); keeping {}", exc, type(exc).__name__, self._describe_current()
+                )
                 return PollResult(self._current, False, exc, recovered)
             changed = self._current is None or self._current.commit != revision.commit
             if changed or revision is not self._current:
@@ -717,11 +754,13 @@ class GitSource:
         try:
             if is_ssh_url(self._url):
                 key = self.config.ssh_key.path() if self.config.ssh_key is not None else None
+                if key is not None:  # ssh names it in "Load key ...", "bad permissions" and so on
+                    self._masks = [(str(key), "<git.ssh_key>")]
                 env["GIT_SSH_COMMAND"] = ssh_command(key, self.config.known_hosts_file)
             elif self.config.token is not None and self._url.lower().startswith(("http://", "https://")):
                 token = read_secret(self.config.token).reveal_text()
                 basic = base64.b64encode(f"{self.config.token_user}:{token}".encode()).decode()
-                self._masks = [token, basic]
+                self._masks = [(token, "***"), (basic, "***")]
                 env.update(
                     {
                         "GIT_CONFIG_COUNT": "1",
@@ -753,9 +792,11 @@ class GitSource:
         return _Result(int(status), str(out), str(err))
 
     def _excerpt(self, text: str) -> str:
-        for secret in self._masks:
-            text = text.replace(secret, "***")
-        lines = [ln.strip() for ln in scrub_url(text).splitlines() if ln.strip()]
+        for secret, shown in self._masks:
+            text = text.replace(secret, shown)
+        # ssh frames its warnings in "@@@" banners: keep the words, drop the frame
+        lines = [ln.strip().strip("@").strip() for ln in scrub_url(text).splitlines()]
+        lines = [ln for ln in lines if ln]
         lines = [ln for ln in lines if not ln.startswith("notice:")]
         joined = " / ".join(lines)
         return (joined[:400] + " ...") if len(joined) > 400 else (joined or "no message")
@@ -766,6 +807,9 @@ class GitSource:
         where = f"{what} {self._shown_url}"
         if err.startswith(_TIMEOUT_PREFIX):
             return FetchTimeoutError(f"{where}: no answer within {self.config.fetch_timeout_s:g}s")
+        if _HOST_KEY_FAILED in low and is_ssh_url(self._url):
+            known = self.config.known_hosts_file or "~/.ssh/known_hosts"
+            return HostKeyError(f"{where}: {host_key_failure(err, self._url, str(known))}")
         excerpt = self._excerpt(err)
         if any(m in low for m in _AUTH_MARKERS):
             return AuthError(f"{where}: authentication refused: {excerpt}")

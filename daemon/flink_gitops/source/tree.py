@@ -3,8 +3,8 @@
 The loader (``specs.loader``) never touches Git or the filesystem directly: it
 walks a :class:`Tree`. ``DirectoryTree`` serves a working directory (for
 ``validate`` on a checkout); ``source.git.GitTree`` serves a commit. Every entry
-carries a content id (the Git blob SHA, or for a directory a SHA-1 computed
-the same way), so a loader can skip re-parsing files whose content id did not
+carries a content id (the Git blob SHA; in a working directory, the same SHA-1
+computed from the file), so a loader can skip re-parsing files whose content id did not
 change between two revisions.
 """
 
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal, Protocol
 
 EntryKind = Literal["file", "symlink"]
@@ -26,7 +27,7 @@ class TreeEntry:
 
     #: POSIX path relative to the repository root, no leading "./".
     path: str
-    #: content id: git blob SHA-1 hex (same algorithm for directories).
+    #: content id: git blob SHA-1 hex (computed the same way in a working directory).
     blob: str
     kind: EntryKind
     size: int
@@ -59,12 +60,12 @@ def git_blob_sha(data: bytes) -> str:
 
 def normalise(path: str) -> str | None:
     """A repo-relative POSIX path without '.' parts, or None if it leaves the root."""
+    if path.startswith("/"):  # absolute, including "//x" (which PurePosixPath keeps as a "//" part)
+        return None
     parts: list[str] = []
-    for part in PurePosixPath(path).parts:
+    for part in path.split("/"):
         if part in ("", "."):
             continue
-        if part == "/":
-            return None
         if part == "..":
             if not parts:
                 return None
@@ -75,47 +76,71 @@ def normalise(path: str) -> str | None:
 
 
 class DirectoryTree:
-    """A working directory as a Tree. ``.git`` directories are skipped."""
+    """A working directory as a Tree, listing what a commit of it would: ``.git`` is skipped.
+
+    Like a commit, it has no directory symlinks to walk through: a symlinked directory is one
+    symlink entry, and a path below it (``get``, ``read``, ``entries(under)``) is absent, so
+    ``validate`` sees what the daemon's ``GitTree`` will see and never reads outside the root.
+    Nested repositories (submodule checkouts) are absent too, as their gitlinks are from a commit.
+    """
 
     commit: str | None = None
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._root = str(self.root)
+        #: path → (mtime_ns, size, blob): a file is hashed again only when it changed.
         self._blob_cache: dict[str, tuple[int, int, str]] = {}
 
+    def _inside(self, rel: str) -> bool:
+        """True when the directories on the way to ``rel`` hold this repository's files: none is a
+        symlink, nor a nested repository (a submodule's checkout, which a commit has as a gitlink)."""
+        parent = rel.rpartition("/")[0]
+        if not parent:
+            return True
+        full = os.path.join(self._root, parent)
+        if os.path.realpath(full) != full:
+            return False
+        parts = parent.split("/")
+        dirs = (os.path.join(self._root, *parts[: n + 1]) for n in range(len(parts)))
+        return not any(os.path.lexists(os.path.join(d, ".git")) for d in dirs)
+
     def _entry(self, rel: str) -> TreeEntry | None:
-        full = self.root / rel
+        """The entry at ``rel`` (its parents already known to be real directories), or None."""
+        full = os.path.join(self._root, rel)
         try:
-            st = full.lstat()
+            st = os.lstat(full)
         except OSError:
             return None
-        if os.path.islink(full):
-            target = os.readlink(full).encode()
+        if stat.S_ISLNK(st.st_mode):
+            target = os.fsencode(os.readlink(full))
             return TreeEntry(rel, git_blob_sha(target), "symlink", len(target))
-        if not full.is_file():
+        if not stat.S_ISREG(st.st_mode):
             return None
         cached = self._blob_cache.get(rel)
         if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
             return TreeEntry(rel, cached[2], "file", st.st_size)
-        blob = git_blob_sha(full.read_bytes())
+        with open(full, "rb") as fh:
+            blob = git_blob_sha(fh.read())
         self._blob_cache[rel] = (st.st_mtime_ns, st.st_size, blob)
         return TreeEntry(rel, blob, "file", st.st_size)
 
     def entries(self, under: str = ".") -> Iterator[TreeEntry]:
         base = normalise(under)
-        if base is None:
+        if base is None or (base and not self._inside(base + "/")):
             return
-        start = self.root / base if base else self.root
+        start = os.path.join(self._root, base) if base else self._root
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
+            if dirpath != self._root and (".git" in dirnames or ".git" in filenames):
+                dirnames[:] = []  # a nested repository: not this repository's content
+                continue
             dirnames[:] = sorted(d for d in dirnames if d != ".git")
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            for name in filenames:
-                found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+            rel_dir = os.path.relpath(dirpath, self._root)
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            found += (prefix + name for name in filenames if name != ".git")
             # symlinked directories appear in dirnames but are not walked; list them as entries
-            for d in list(dirnames):
-                if os.path.islink(os.path.join(dirpath, d)):
-                    found.append(d if rel_dir == "." else f"{rel_dir}/{d}")
+            found += (prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))
         for rel in sorted(found):
             entry = self._entry(rel)
             if entry is not None:
@@ -123,16 +148,22 @@ class DirectoryTree:
 
     def get(self, path: str) -> TreeEntry | None:
         rel = normalise(path)
-        if not rel:
+        if not rel or not self._inside(rel):
             return None
         return self._entry(rel)
 
     def read(self, path: str) -> bytes:
         rel = normalise(path)
-        entry = self.get(path) if rel else None
-        if entry is None or rel is None:
+        if not rel or not self._inside(rel):
             raise KeyError(path)
-        full = self.root / rel
-        if entry.kind == "symlink":
-            return os.readlink(full).encode()
-        return full.read_bytes()
+        full = os.path.join(self._root, rel)
+        try:
+            st = os.lstat(full)
+        except OSError as exc:
+            raise KeyError(path) from exc
+        if stat.S_ISLNK(st.st_mode):
+            return os.fsencode(os.readlink(full))
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyError(path)
+        with open(full, "rb") as fh:
+            return fh.read()

@@ -15,9 +15,10 @@ key to check. AES-GCM's associated data binds the ciphertext to its place:
 ``b"flink-gitops/audit/aad/v1" || int(seq) || int(key_version) || bytes(prev_hash)``.
 
 The head file (``settings.audit.head_file``) holds the last (seq, hash) outside
-the database, so deleting or truncating records shows. It is written after each
-append, atomically (temp file, fsync, rename, fsync of the directory), only
-ever forward (under a lock file, so concurrent appenders cannot move it back).
+the database, so deleting or truncating records shows. It is written at seq 0
+when a trail opens on an empty store, then after each append, atomically (temp
+file, fsync, rename, fsync of the directory), only ever forward (under a lock
+file, so concurrent appenders cannot move it back).
 A crash between the commit and the head write leaves it one record behind:
 head seq ∈ {db seq, db seq - 1} with a matching hash is consistent.
 Neighbours: record.audit.trail (appends), record.audit.verify (checks).
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flink_gitops.record.audit.errors import AuditIntegrityError
+from flink_gitops.record.audit.event import utc
 from flink_gitops.record.store.records import ZERO_HASH, AuditRow
 
 __all__ = ["ZERO_HASH", "Head", "HeadFile", "record_aad", "record_hash", "row_hash"]
@@ -60,8 +62,7 @@ def _opt(b: bytes | None) -> bytes:
 
 def micros(value: datetime) -> int:
     """Microseconds since the Unix epoch (a naive value counts as UTC)."""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    delta = value - _EPOCH
+    delta = utc(value) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

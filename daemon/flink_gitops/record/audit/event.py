@@ -45,12 +45,13 @@ class AuditEvent:
     #: extra JSON-safe facts (no secrets).
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Every field by name (``details`` as a plain dict), ready for JSON."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"details": dict(self.details)}
+
     def to_plaintext(self, time: datetime) -> bytes:
         """The canonical JSON that gets encrypted."""
-        body: dict[str, Any] = {"v": _FORMAT, "time": format_time(time)}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            body[f.name] = dict(value) if f.name == "details" else value
+        body = {"v": _FORMAT, "time": format_time(time), **self.as_dict()}
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -81,15 +82,12 @@ class AuditRecord:
 
     def to_json(self) -> dict[str, Any]:
         """A flat JSON object for SIEM export and ``audit show --output jsonl``."""
-        out: dict[str, Any] = {
+        return {
             "seq": self.seq,
             "time": format_time(self.recorded_at),
             "key_version": self.key_version,
+            **self.event.as_dict(),
         }
-        for f in fields(self.event):
-            value = getattr(self.event, f.name)
-            out[f.name] = dict(value) if f.name == "details" else value
-        return out
 
 
 def format_time(value: datetime) -> str:

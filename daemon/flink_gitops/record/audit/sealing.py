@@ -70,7 +70,7 @@ def seal(
     return dataclasses.replace(unhashed, hash=row_hash(unhashed))
 
 
-def unseal(row: AuditRow, keys: KeyRing, *, check_tags: bool = True) -> AuditRecord:
+def unseal(row: AuditRow, keys: KeyRing) -> AuditRecord:
     """Decrypt ``row`` and check that its tags and time match its plaintext. Raises AuditDecryptError."""
     try:
         key = keys.get(row.key_version)
@@ -90,18 +90,15 @@ def unseal(row: AuditRow, keys: KeyRing, *, check_tags: bool = True) -> AuditRec
         event, time = AuditEvent.from_plaintext(plaintext)
     except (ValueError, TypeError) as exc:
         raise AuditDecryptError(f"record {row.seq} decrypts to an unreadable plaintext", seq=row.seq) from exc
-    if check_tags:
-        want = event_tags(keys.master, event)
-        have = (row.job_tag, row.action_tag, row.outcome_tag)
-        for name, w, h in zip(("job", "action", "outcome"), want, have, strict=True):
-            if (w is None) != (h is None) or (
-                w is not None and h is not None and not hmac.compare_digest(w, h)
-            ):
-                raise AuditDecryptError(
-                    f"record {row.seq}: the stored {name} tag does not match its plaintext", seq=row.seq
-                )
-        if time != utc(row.recorded_at):
+    want = event_tags(keys.master, event)
+    have = (row.job_tag, row.action_tag, row.outcome_tag)
+    for name, w, h in zip(("job", "action", "outcome"), want, have, strict=True):
+        if (w is None) != (h is None) or (w is not None and h is not None and not hmac.compare_digest(w, h)):
             raise AuditDecryptError(
-                f"record {row.seq}: recorded_at does not match its plaintext time", seq=row.seq
+                f"record {row.seq}: the stored {name} tag does not match its plaintext", seq=row.seq
             )
+    if time != utc(row.recorded_at):
+        raise AuditDecryptError(
+            f"record {row.seq}: recorded_at does not match its plaintext time", seq=row.seq
+        )
     return AuditRecord(seq=row.seq, recorded_at=time, key_version=row.key_version, event=event)

@@ -9,7 +9,9 @@ reconciler uses::
 
 ``guard`` writes an ``intent`` record and raises :class:`AuditUnavailable`
 (without running the body) if it cannot; after the body it writes a
-``succeeded`` or ``failed`` record that points back at the intent's seq.
+``succeeded`` or ``failed`` record that points back at the intent's seq (if
+that outcome record cannot be written after a body that succeeded, the
+AuditUnavailable carries a note that the action was taken).
 ``record`` appends one event and raises AuditUnavailable when the store (or
 the head file) write fails. Appends go through ``Store.append_audit``, which
 serialises all appenders and hands us (next seq, prev hash); the head file is
@@ -19,7 +21,9 @@ On open the head file is checked against the store: missing (while records
 exist), ahead of the store, or on another chain → AuditIntegrityError, so the
 daemon does not append over evidence of tampering; behind by more than one
 record (another host appended: PostgreSQL replicas keep one head file each)
-is only logged. A running trail re-reads the key versions every
+is only logged. On an empty store open writes the head file at seq 0, so a
+crash inside the very first append is the usual lag of one record, not a
+missing head file. A running trail re-reads the key versions every
 KEY_REFRESH_S, so ``keys rotate`` from the CLI takes effect in the daemon.
 Neighbours: record.audit.sealing (crypto),
 record.audit.chain (hash, head file), record.audit.verify, record.keys,
@@ -40,7 +44,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from flink_gitops.clock import Clock
-from flink_gitops.record.audit.chain import Head, HeadFile
+from flink_gitops.record.audit.chain import ZERO_HASH, Head, HeadFile
 from flink_gitops.record.audit.errors import AuditIntegrityError, AuditUnavailable
 from flink_gitops.record.audit.event import FAILED, INTENT, SUCCEEDED, AuditEvent, AuditRecord, utc
 from flink_gitops.record.audit.sealing import seal, unseal
@@ -135,11 +139,21 @@ class AuditTrail:
         """Load (or on a new store create) the keys and check the head file against the store.
 
         Raises AuditIntegrityError when the head file shows truncation or a different chain, or is
-        missing while the store holds records: appending then would paper over the evidence.
+        missing while the store holds records: appending then would paper over the evidence;
+        AuditUnavailable when the head file of an empty store cannot be written.
         """
         keys = KeyRing.open(store, source, now=utc(clock.now()))
         head = HeadFile(head_file)
         check_head(store, head)
+        if store.audit_head()[0] == 0:
+            # Head file "seq 0" before the first append, so a crash inside that append leaves the
+            # in-flight lag of one record, not a missing head file (which reads as tampering).
+            try:
+                head.advance(Head(0, ZERO_HASH))
+            except OSError as exc:
+                raise AuditUnavailable(
+                    f"cannot write the audit head file {head.path}: {exc.strerror}"
+                ) from exc
         head.remove_stale_temps()
         age = None if max_key_age_days is None else timedelta(days=max_key_age_days)
         return cls(store, keys, head, clock, actor=actor, max_key_age=age)
@@ -223,7 +237,19 @@ class AuditTrail:
         done = dataclasses.replace(
             intent, outcome=scope._outcome or SUCCEEDED, intent_seq=opened.seq, **scope._updates
         )
-        self.record(done)
+        try:
+            self.record(done)
+        except AuditUnavailable as exc:
+            # Unlike every other AuditUnavailable, the action HAS been taken: say so, so no caller retries it.
+            logger.error(
+                "audit: {} was taken but its outcome was not recorded (intent seq {})",
+                intent.action,
+                opened.seq,
+            )
+            exc.add_note(
+                f"the action itself was taken (intent seq {opened.seq}); only its outcome record is missing"
+            )
+            raise
 
     # ------------------------------------------------------------------ keys
 
@@ -321,20 +347,24 @@ def check_head(store: AuditReader, head_file: HeadFile) -> None:
         return
     if head.seq < db_seq - 1:
         # Another host (PostgreSQL replicas) or several crashes; check that it is on our chain at least.
-        row = next(iter(store.audit_rows(after_seq=head.seq - 1, limit=1)), None)
-        if row is None or row.seq != head.seq or row.hash != head.hash:
+        if _stored_hash(store, head.seq) != head.hash:
             raise AuditIntegrityError(
                 f"audit head file {head_file.path} (seq {head.seq}) is not on the stored chain", seq=head.seq
             )
         logger.warning("audit: head file is at seq {}, the store at {}", head.seq, db_seq)
         return
-    before_last: bytes | None = None
-    if head.seq == db_seq - 1 and head.seq > 0:
-        row = next(iter(store.audit_rows(after_seq=head.seq - 1, limit=1)), None)
-        before_last = row.hash if row is not None and row.seq == head.seq else b""
+    before_last = _stored_hash(store, head.seq) if head.seq == db_seq - 1 else None
     problem = head_problem(head, Head(db_seq, db_hash), before_last)
     if problem is not None:
         raise AuditIntegrityError(f"audit head file {head_file.path}: {problem[1]}", seq=problem[0])
+
+
+def _stored_hash(store: AuditReader, seq: int) -> bytes:
+    """The hash of stored record ``seq`` (ZERO_HASH for 0, before the first record; b"" if absent)."""
+    if seq == 0:
+        return ZERO_HASH
+    row = next(iter(store.audit_rows(after_seq=seq - 1, limit=1)), None)
+    return row.hash if row is not None and row.seq == seq else b""
 
 
 def _describe(exc: BaseException) -> str:

@@ -94,7 +94,7 @@ def verify_trail(store: AuditReader, head_file: HeadFile | None, keys: KeyRing |
     """Walk the whole trail once; never raises for tampering (it is reported), only for I/O."""
     report = VerifyReport(keyed=keys is not None)
     expected, prev = 1, ZERO_HASH
-    hashes: dict[int, bytes] = {}  # the last two records' hashes, for the head-lag rule
+    hashes = {0: ZERO_HASH}  # the last two records' hashes (seq 0: before the first), for the head-lag rule
     for row in store.audit_rows():
         report.records += 1
         if row.seq > expected:

@@ -160,4 +160,6 @@ class Lease:
     epoch: int
     acquired_at: datetime  # when this holder took it (kept across renewals)
     expires_at: datetime
-    ttl_s: float  # the length asked for, seconds; renew_lease() reuses it
+    #: the length asked for, seconds; renew_lease() reuses it. Not stored: current_lease() gives
+    #: expires_at - acquired_at, which each renewal stretches (renew a lease you acquired, not that).
+    ttl_s: float

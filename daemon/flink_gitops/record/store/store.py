@@ -610,7 +610,11 @@ class Store:
             return _job(conn.execute(sa.select(t.jobs).where(*where)).one())
 
     def next_generation(self, cluster: str, name: str, *, epoch: int) -> int:
-        """Increment and return the job's generation (fenced); 1 for a new job. Never repeats a value."""
+        """Increment and return the job's generation (fenced); 1 for a new job.
+
+        Never repeats a value while the job's row exists; :meth:`delete_job` forgets it, so a job
+        deleted and added again starts at 1 again (a job id derived from it must add something else).
+        """
         _no_nul(cluster=cluster, name=name)
         with self._write(f"cannot bump generation of job {cluster}/{name}") as conn:
             self._fence(conn, epoch)
@@ -624,7 +628,10 @@ class Store:
         return generation
 
     def delete_job(self, cluster: str, name: str, *, epoch: int) -> bool:
-        """Forget a job's state (fenced); its savepoint history and operations stay. True if it existed."""
+        """Forget a job's state, generation included (fenced); its savepoint history and operations stay.
+
+        True if it existed.
+        """
         with self._write(f"cannot delete job {cluster}/{name}") as conn:
             self._fence(conn, epoch)
             result = conn.execute(sa.delete(t.jobs).where(t.jobs.c.cluster == cluster, t.jobs.c.name == name))
@@ -901,7 +908,11 @@ class Store:
         return True
 
     def current_lease(self) -> Lease | None:
-        """The lease as recorded, if someone holds it and it has not expired."""
+        """The lease as recorded, if someone holds it and it has not expired.
+
+        Its ``ttl_s`` is expires_at - acquired_at (the ttl asked for is not stored), so after a renewal
+        it is longer than the holder's ttl: pass the holder's own Lease to :meth:`renew_lease`.
+        """
         with self._read("cannot read the lease") as conn:
             row = conn.execute(sa.select(t.lease).where(t.lease.c.name == _LEADER)).one()
         if row.holder is None or row.expires_at is None or row.expires_at <= self._clock.now():
