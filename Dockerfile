@@ -13,8 +13,12 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.lock ./requirements/
 COPY daemon ./daemon
-RUN pip install --no-cache-dir . && rm -rf /src
+# Only what the lock pins, by hash; the build backend comes from the lock too (no isolation).
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.lock \
+ && pip install --no-cache-dir --no-deps --no-build-isolation . \
+ && rm -rf /src
 
 USER flink-gitops
 WORKDIR /var/lib/flink-gitops

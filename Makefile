@@ -15,12 +15,26 @@ BIN := $(VENV)/bin
 export FLINK_HOME
 export FLINK_GITOPS_FLINK_CACHE := $(FLINK_CACHE)
 
-.PHONY: demo test lint typecheck venv flink flink120 schemas bench clean
+.PHONY: demo test lint typecheck venv flink flink120 schemas bench clean lock
 
-$(BIN)/flink-gitops: pyproject.toml
+# Refresh the lock files on purpose (the only way dependencies change): a pinned uv resolves
+# pyproject.toml for Python 3.11+ on every platform; runtime.lock is dev.lock's subset.
+UV_VERSION ?= 0.9.30
+UV_TOOL := $(VENV)-uv/bin/uv
+UV_COMPILE = $(UV_TOOL) pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet
+lock:
+	test -x $(UV_TOOL) || { $(PYTHON) -m venv $(VENV)-uv && $(VENV)-uv/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(UV_COMPILE) $(LOCK_ARGS) --extra dev --extra build -o requirements/dev.lock
+	grep -E '^[a-z0-9]' requirements/dev.lock | sed 's/ *\\$$//' > requirements/.pins
+	$(UV_COMPILE) --no-annotate --extra build -c requirements/.pins -o requirements/runtime.lock
+	rm -f requirements/.pins
+
+# Installs only what requirements/dev.lock pins, by hash; the project itself goes in without
+# build isolation so that its build backend (setuptools, wheel) comes from the lock too.
+$(BIN)/flink-gitops: pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 venv: $(BIN)/flink-gitops
