@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flink_gitops.lifecycle import JobLifecycle as JobLifecycle  # re-exported: the store speaks it
+
 #: the first audit record's prev_hash, and audit_head's hash while the trail is empty.
 ZERO_HASH = b"\0" * 32
 
@@ -41,21 +43,6 @@ class AuditKeyRow:
     created_at: datetime
     wrapped_key: bytes  # the data key, encrypted under the master key
     params: dict[str, Any]  # opaque JSON (KDF salt/params, key ids...), no secrets
-
-
-class JobLifecycle(enum.StrEnum):
-    """Where a job is in its life (the Flink Kubernetes operator's ResourceLifecycleState)."""
-
-    CREATED = "created"
-    DEPLOYED = "deployed"
-    STABLE = "stable"
-    UPGRADING = "upgrading"
-    ROLLING_BACK = "rolling-back"
-    ROLLED_BACK = "rolled-back"
-    SUSPENDED = "suspended"
-    FAILED = "failed"
-    DELETING = "deleting"
-    DELETED = "deleted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,51 @@
+"""Observe every cluster once per cycle: one ``GET /jobs/overview`` each, all clusters at once.
+
+Never one call per job: details, checkpoints and exceptions are asked later,
+by the executor, only for jobs that need an action. A cluster whose call fails
+with any of our errors (unreachable, timed out, refused, breaker open) becomes
+an unreachable :class:`~.view.ClusterView`, so the planner gives it no action
+and its jobs are unknown rather than missing (graceful degradation); the
+client's breaker counts the failure. Anything else is a bug and propagates.
+Neighbours: ``flink.client`` (the calls), ``observe.view`` (the result),
+``plan.planner`` (reads it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from flink_gitops.errors import FlinkGitOpsError
+from flink_gitops.flink.models import JobsOverview
+from flink_gitops.observe.view import ClusterView, ObservedJob
+
+#: at most this many clusters are asked at the same time.
+MAX_PARALLEL = 16
+
+
+class Observable(Protocol):
+    """What the observer needs of a cluster's client (``FlinkClient`` has it)."""
+
+    def jobs_overview(self) -> JobsOverview: ...
+
+
+def observe_cluster(name: str, client: Observable) -> ClusterView:
+    """One overview call → the cluster's view; a failure is an unreachable view naming the error type."""
+    try:
+        overview = client.jobs_overview()
+    except FlinkGitOpsError as exc:
+        return ClusterView.unreachable(name, f"{type(exc).__name__}: {exc}")
+    jobs = {j.jid: ObservedJob(j.jid, j.name, j.state, j.start_time) for j in overview.jobs}
+    return ClusterView(name, True, jobs)
+
+
+def observe(clients: Mapping[str, Observable]) -> dict[str, ClusterView]:
+    """Every cluster's view, asked concurrently; keyed by cluster name."""
+    if len(clients) <= 1:
+        return {name: observe_cluster(name, c) for name, c in clients.items()}
+    with ThreadPoolExecutor(
+        max_workers=min(MAX_PARALLEL, len(clients)), thread_name_prefix="observe"
+    ) as pool:
+        futures = {name: pool.submit(observe_cluster, name, c) for name, c in clients.items()}
+        return {name: f.result() for name, f in sorted(futures.items())}

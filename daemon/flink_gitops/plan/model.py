@@ -1,0 +1,193 @@
+"""The planner's inputs and outputs, as plain frozen data.
+
+Inputs: the desired state (``specs.loader.DesiredState``), one
+``observe.view.ClusterView`` per cluster, and :class:`RecordedJob` — the
+planner's own view of what the store remembers, so that planning needs no
+database (the reconciler builds these from store rows). Outputs: a
+:class:`Plan` with at most one :class:`Action` per job and a
+:class:`JobReport` for every job it heard of. Neighbours: ``plan.planner``
+(the pure function), ``execute`` (carries out actions), ``cli.sync`` (prints
+reports).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.observe.view import ObservedJob
+from flink_gitops.specs.loader import DesiredJob
+from flink_gitops.specs.model import Change, FlinkJob
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciledSpec:
+    """A spec as it was last deployed (or last stable): enough to classify the next change."""
+
+    spec: FlinkJob
+    jar_digest: str
+    hash: str
+    commit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedJob:
+    """What the store remembers about one job (one life of it), as the planner needs it."""
+
+    name: str
+    #: this life's uid; the Flink job id is derived from (uid, generation).
+    uid: str
+    generation: int
+    #: the cluster the job's current Flink job runs (or last ran) on.
+    cluster: str
+    lifecycle: JobLifecycle
+    #: the current Flink job id (hex), None while suspended or never deployed.
+    flink_job_id: str | None = None
+    reconciled: ReconciledSpec | None = None
+    stable: ReconciledSpec | None = None
+    #: a spec hash that failed (rolled back, or refused by Flink): not retried until the spec changes.
+    failed_hash: str | None = None
+    #: backoff after a temporary failure: no action before this time.
+    next_attempt_at: datetime | None = None
+    #: an operation a crash left open: it is resumed before anything else happens to this job.
+    open_operation: str | None = None
+    #: the Flink job id that open operation will run (so it is not taken for an unmanaged job).
+    pending_job_id: str | None = None
+    #: the newest savepoint (or retained checkpoint) of this job: a suspended job resumes from it.
+    savepoint: str | None = None
+    #: the spec file the job was last seen in (prune safety).
+    file: str | None = None
+    last_error: str | None = None
+
+
+class ActionKind(enum.StrEnum):
+    #: first run of a job (or of a new life): from initialSavepointPath, else empty.
+    DEPLOY = "deploy"
+    #: end the current job by upgradeMode and run the new spec from its state (also restartNonce).
+    UPGRADE = "upgrade"
+    #: stop the job with a savepoint (stateless: cancel); no new job.
+    SUSPEND = "suspend"
+    #: run the spec again from the savepoint the suspend took.
+    RESUME = "resume"
+    #: savepointTriggerNonce: take a savepoint, no redeploy.
+    SAVEPOINT = "savepoint"
+    #: checkpointTriggerNonce: take a checkpoint, no redeploy.
+    CHECKPOINT = "checkpoint"
+    #: savepointRedeployNonce: end the current job (keeping a savepoint) and run from initialSavepointPath.
+    REDEPLOY = "redeploy"
+    #: an IGNORE-class change (labels, retention, upgradeMode...): update the record only.
+    RECORD = "record"
+    #: finish an operation that a crash left open, from its last recorded step.
+    RESUME_OPERATION = "resume-operation"
+
+
+#: how the current Flink job ends before the new one runs.
+StopHow = Literal["none", "savepoint", "cancel"]
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Where the new job's state comes from."""
+
+    #: none (fresh), stop-savepoint (the one this action's stop takes), last-checkpoint (the current
+    #: job's latest completed retained checkpoint), path (a known savepoint or checkpoint path).
+    source: Literal["none", "stop-savepoint", "last-checkpoint", "path"]
+    path: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.path}" if self.path else self.source
+
+
+FRESH = Restore("none")
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing to do to one job; the executor turns it into an operation of recorded steps."""
+
+    kind: ActionKind
+    job: str
+    #: the cluster the job ends up on (where a new Flink job runs, or where the job is).
+    cluster: str
+    #: one line for logs and the CLI.
+    reason: str
+    #: the spec to run or record; None only for RESUME_OPERATION.
+    desired: DesiredJob | None = None
+    #: the cluster of the current Flink job when there is one (differs from ``cluster`` on a move).
+    from_cluster: str | None = None
+    current_job_id: str | None = None
+    change: Change | None = None
+    stop: StopHow = "none"
+    restore: Restore = FRESH
+    #: a new life (the job was removed and added again): the executor gives it a new uid.
+    new_life: bool = False
+    #: RESUME_OPERATION: the operation to resume.
+    operation_id: str | None = None
+
+    @property
+    def clusters(self) -> frozenset[str]:
+        """Every cluster this action touches."""
+        return frozenset(c for c in (self.cluster, self.from_cluster) if c is not None)
+
+    @property
+    def touches_flink(self) -> bool:
+        return self.kind is not ActionKind.RECORD
+
+
+class Status(enum.StrEnum):
+    """One job's standing in a plan."""
+
+    IN_SYNC = "in-sync"
+    #: an action is planned for it.
+    PENDING = "pending"
+    #: backoff after a failure: the next try is later.
+    WAITING = "waiting"
+    #: its cluster could not be observed: nothing is known or done.
+    UNKNOWN = "unknown"
+    #: its spec is invalid in this revision: left as it is.
+    INVALID = "invalid"
+    #: gone from Git; kept running (pruning is a separate decision).
+    REMOVED = "removed"
+    #: this spec hash failed before (rolled back or refused): not retried until the spec changes.
+    FAILED = "failed"
+    #: the running job does not match the record (missing, failed, cancelled by hand).
+    DRIFT = "drift"
+    #: the change cannot be carried out as asked (e.g. a redeploy nonce without a savepoint path).
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class JobReport:
+    job: str
+    cluster: str | None
+    status: Status
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the planner decided: at most one action per job, a report for every job it heard of."""
+
+    actions: tuple[Action, ...]
+    reports: Mapping[str, JobReport]
+    #: live jobs on reachable clusters that no record claims: reported, never touched.
+    unmanaged: tuple[tuple[str, ObservedJob], ...] = ()
+    #: clusters that could not be observed, with the reason.
+    unreachable: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def in_sync(self) -> bool:
+        return all(r.status is Status.IN_SYNC for r in self.reports.values())
+
+    def action_for(self, job: str) -> Action | None:
+        return next((a for a in self.actions if a.job == job), None)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for report in self.reports.values():
+            out[report.status.value] = out.get(report.status.value, 0) + 1
+        return dict(sorted(out.items()))

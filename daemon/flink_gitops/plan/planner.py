@@ -1,0 +1,320 @@
+"""The planner: a pure function (desired, observed, recorded, now) → :class:`~.model.Plan`.
+
+No I/O, no clock, no randomness: the same inputs give the same plan, so it is
+tested with plain values and hypothesis properties, no fakes. The rules, in
+the order they are checked for each job (first match wins):
+
+1. its cluster (and, on a move, the cluster it runs on now) could not be
+   observed → UNKNOWN, no action: we never act blind;
+2. a crash left an operation open → resume that operation, nothing else;
+3. the spec is invalid in this revision → INVALID, left as it is;
+4. gone from Git → REMOVED, reported (pruning is a later, separate decision);
+5. backoff after a failure → WAITING;
+6. never deployed, or a removed job added again → DEPLOY (new life);
+7. the spec hash failed before (rolled back / refused) → FAILED until it changes;
+8. the change class (``specs.changes``) of last reconciled → desired picks the
+   action: STATE suspend/resume, REDEPLOY nonces, UPGRADE/SCALE by upgradeMode,
+   SAVEPOINT nonces, IGNORE → record only; no change → in sync unless the live
+   job disagrees (DRIFT, reported; healing is the next stage's).
+
+Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
+``specs.changes`` (change classes), ``execute`` (carries the actions out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.observe.view import ClusterView, ObservedJob
+from flink_gitops.plan.model import (
+    FRESH,
+    Action,
+    ActionKind,
+    JobReport,
+    Plan,
+    RecordedJob,
+    Restore,
+    Status,
+    StopHow,
+)
+from flink_gitops.specs.changes import ChangeSet, classify
+from flink_gitops.specs.loader import DesiredJob, DesiredState, InvalidJob
+from flink_gitops.specs.model import Change
+
+_REDEPLOY_NONCE = "spec.job.savepointRedeployNonce"
+_RESTART_NONCE = "spec.job.restartNonce"
+_CHECKPOINT_NONCE = "spec.job.checkpointTriggerNonce"
+_SAVEPOINT_NONCE = "spec.job.savepointTriggerNonce"
+
+
+def plan(
+    desired: DesiredState,
+    observed: Mapping[str, ClusterView],
+    recorded: Mapping[str, RecordedJob],
+    now: datetime,
+    *,
+    only: Iterable[str] | None = None,
+) -> Plan:
+    """Decide what to do for every job (or only the named ones); see the module docstring."""
+    names = set(desired.jobs) | set(recorded)
+    if only is not None:
+        names &= set(only)
+    actions: list[Action] = []
+    reports: dict[str, JobReport] = {}
+    for name in sorted(names):
+        result = _plan_job(name, desired.jobs.get(name), recorded.get(name), observed, now)
+        if isinstance(result, Action):
+            actions.append(result)
+            reports[name] = JobReport(name, result.cluster, Status.PENDING, result.reason)
+        else:
+            reports[name] = result
+    unreachable = {c: v.error or "unreachable" for c, v in sorted(observed.items()) if not v.reachable}
+    return Plan(tuple(actions), reports, _unmanaged(observed, recorded.values()), unreachable)
+
+
+def _unmanaged(
+    observed: Mapping[str, ClusterView], recorded: Iterable[RecordedJob]
+) -> tuple[tuple[str, ObservedJob], ...]:
+    ours: set[str] = set()
+    for job in recorded:
+        ours.update(i for i in (job.flink_job_id, job.pending_job_id) if i is not None)
+    out: list[tuple[str, ObservedJob]] = []
+    for cluster, view in sorted(observed.items()):
+        out.extend((cluster, j) for j in view.live_jobs() if j.job_id not in ours)
+    return tuple(out)
+
+
+def _blind(observed: Mapping[str, ClusterView], *clusters: str | None) -> str | None:
+    """The first named cluster that cannot be acted on, with why; None when all can."""
+    for cluster in clusters:
+        if cluster is None:
+            continue
+        view = observed.get(cluster)
+        if view is None:
+            return f"cluster {cluster!r} is not in the daemon's config"
+        if not view.reachable:
+            return f"cluster {cluster!r} could not be observed ({view.error or 'unreachable'})"
+    return None
+
+
+def _plan_job(
+    name: str,
+    want: DesiredJob | InvalidJob | None,
+    rec: RecordedJob | None,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+) -> Action | JobReport:
+    live = rec is not None and rec.lifecycle is not JobLifecycle.DELETED
+    target = want.spec.spec.cluster if isinstance(want, DesiredJob) else None
+    current = rec.cluster if rec is not None and (live or rec.open_operation is not None) else None
+    blind = _blind(observed, current, target)
+    if blind is not None:
+        return JobReport(name, target or current, Status.UNKNOWN, f"no action: {blind}")
+    if rec is not None and rec.open_operation is not None:
+        return Action(
+            ActionKind.RESUME_OPERATION,
+            name,
+            rec.cluster,
+            f"resume operation {rec.open_operation} left open by an earlier run",
+            desired=want if isinstance(want, DesiredJob) else None,
+            from_cluster=rec.cluster,
+            current_job_id=rec.flink_job_id,
+            operation_id=rec.open_operation,
+        )
+    if isinstance(want, InvalidJob):
+        where = f"{want.file}:{want.line}" if want.line is not None else want.file
+        first = want.problems[0].message if want.problems else "invalid"
+        return JobReport(
+            name, current, Status.INVALID, f"left as it is: its spec is invalid ({where}: {first})"
+        )
+    if want is None:
+        assert rec is not None
+        if not live:
+            return JobReport(name, rec.cluster, Status.IN_SYNC, "removed; its history is kept")
+        return JobReport(name, rec.cluster, Status.REMOVED, "removed from Git; still running (prune is off)")
+    if rec is not None and live and rec.next_attempt_at is not None and now < rec.next_attempt_at:
+        when = rec.next_attempt_at.isoformat(timespec="seconds")
+        return JobReport(
+            name, target, Status.WAITING, f"backing off after: {rec.last_error}; next try {when}"
+        )
+    if rec is None or not live or rec.reconciled is None:
+        return _first_deploy(name, want, rec, live)
+    if want.spec_hash == rec.failed_hash:
+        return JobReport(
+            name, target, Status.FAILED, f"spec {want.spec_hash[:12]} failed before: {rec.last_error}"
+        )
+    return _change(name, want, rec, observed)
+
+
+def _first_deploy(name: str, want: DesiredJob, rec: RecordedJob | None, live: bool) -> Action | JobReport:
+    cluster = want.spec.spec.cluster
+    job = want.spec.spec.job
+    if job.state == "suspended":
+        return Action(ActionKind.RECORD, name, cluster, "new job, suspended: recorded, not started", want)
+    restore = Restore("path", job.initialSavepointPath) if job.initialSavepointPath else FRESH
+    why = "new job" if rec is None else ("added again: a new life" if not live else "not deployed yet")
+    return Action(ActionKind.DEPLOY, name, cluster, why, want, restore=restore, new_life=not live)
+
+
+def _alive(rec: RecordedJob, observed: Mapping[str, ClusterView]) -> ObservedJob | None:
+    """The recorded Flink job as observed, if it is there and not terminal."""
+    if rec.flink_job_id is None:
+        return None
+    seen = observed[rec.cluster].jobs.get(rec.flink_job_id)
+    return seen if seen is not None and not seen.terminal else None
+
+
+def _change(
+    name: str, want: DesiredJob, rec: RecordedJob, observed: Mapping[str, ClusterView]
+) -> Action | JobReport:
+    assert rec.reconciled is not None
+    diff = classify(rec.reconciled.spec, rec.reconciled.jar_digest, want.spec, want.jar_digest)
+    target = want.spec.spec.cluster
+    job = want.spec.spec.job
+    suspended = rec.lifecycle is JobLifecycle.SUSPENDED
+    running = _alive(rec, observed)
+
+    def act(kind: ActionKind, reason: str, stop: StopHow = "none", restore: Restore = FRESH) -> Action:
+        return Action(
+            kind,
+            name,
+            target,
+            reason,
+            want,
+            from_cluster=rec.cluster,
+            current_job_id=rec.flink_job_id,
+            change=diff.change,
+            stop=stop,
+            restore=restore,
+        )
+
+    if suspended:
+        if job.state == "suspended":
+            if diff.changed:
+                return act(ActionKind.RECORD, f"suspended; recorded {_fields(diff)} for the resume")
+            return _in_sync(name, target, rec, observed)
+        if job.upgradeMode == "stateless" or rec.savepoint is None:
+            if job.upgradeMode != "stateless":
+                return JobReport(
+                    name, target, Status.REFUSED, "cannot resume: no savepoint is recorded for this job"
+                )
+            return act(ActionKind.RESUME, "resume (stateless: fresh)")
+        return act(ActionKind.RESUME, f"resume from {rec.savepoint}", restore=Restore("path", rec.savepoint))
+
+    if not diff.changed:
+        return _in_sync(name, target, rec, observed)
+
+    if job.state == "suspended":
+        stop: StopHow = "cancel" if job.upgradeMode == "stateless" else "savepoint"
+        if running is None:
+            return act(ActionKind.SUSPEND, "suspend (no live job to stop)")
+        return act(ActionKind.SUSPEND, "suspend with a savepoint" if stop == "savepoint" else "suspend", stop)
+
+    paths = set(diff.paths)
+    if diff.change is Change.REDEPLOY and _REDEPLOY_NONCE in paths:
+        if job.initialSavepointPath is None:
+            return JobReport(
+                name,
+                target,
+                Status.REFUSED,
+                "savepointRedeployNonce changed but initialSavepointPath is empty: set the savepoint to "
+                "redeploy from",
+            )
+        stop = _stop_for(job.upgradeMode, running)
+        return act(
+            ActionKind.REDEPLOY,
+            f"redeploy from {job.initialSavepointPath}",
+            stop,
+            Restore("path", job.initialSavepointPath),
+        )
+
+    if diff.change is not None and diff.change >= Change.SCALE:
+        why = "restart" if paths == {_RESTART_NONCE} else f"upgrade ({_fields(diff)})"
+        return _upgrade(act, why, job.upgradeMode, running, rec, name, target)
+
+    if diff.change is Change.SAVEPOINT:
+        if running is None:
+            return JobReport(
+                name, target, Status.DRIFT, "a savepoint was asked for but the job is not running"
+            )
+        if _SAVEPOINT_NONCE in paths:
+            return act(ActionKind.SAVEPOINT, "savepointTriggerNonce changed: take a savepoint")
+        assert _CHECKPOINT_NONCE in paths
+        return act(ActionKind.CHECKPOINT, "checkpointTriggerNonce changed: take a checkpoint")
+
+    return act(ActionKind.RECORD, f"record only ({_fields(diff)})")
+
+
+class _Act(Protocol):
+    """The shape of ``act`` in :func:`_change` (for typing ``_upgrade``)."""
+
+    def __call__(
+        self, kind: ActionKind, reason: str, stop: StopHow = "none", restore: Restore = FRESH
+    ) -> Action: ...
+
+
+def _stop_for(mode: str, running: ObservedJob | None) -> StopHow:
+    if running is None:
+        return "none"
+    return "savepoint" if mode == "savepoint" else "cancel"
+
+
+def _upgrade(
+    act: _Act,
+    why: str,
+    mode: str,
+    running: ObservedJob | None,
+    rec: RecordedJob,
+    name: str,
+    target: str,
+) -> Action | JobReport:
+    if mode == "stateless":
+        return act(ActionKind.UPGRADE, f"{why}, stateless", _stop_for(mode, running))
+    if running is not None:
+        if mode == "savepoint":
+            return act(ActionKind.UPGRADE, f"{why} via savepoint", "savepoint", Restore("stop-savepoint"))
+        return act(
+            ActionKind.UPGRADE, f"{why} from the last checkpoint", "cancel", Restore("last-checkpoint")
+        )
+    # No live job to take state from: the newest recorded savepoint or retained checkpoint, never a guess.
+    if rec.savepoint is None:
+        return JobReport(
+            name,
+            target,
+            Status.REFUSED,
+            f"{why}: the job is not running and no savepoint of it is recorded; nothing to restore from",
+        )
+    return act(
+        ActionKind.UPGRADE,
+        f"{why} from {rec.savepoint} (job not running)",
+        restore=Restore("path", rec.savepoint),
+    )
+
+
+def _fields(diff: ChangeSet) -> str:
+    shown = [p.removeprefix("spec.") for p in diff.paths[:3]]
+    more = f" +{len(diff.paths) - 3}" if len(diff.paths) > 3 else ""
+    return ", ".join(shown) + more
+
+
+def _in_sync(name: str, target: str, rec: RecordedJob, observed: Mapping[str, ClusterView]) -> JobReport:
+    if rec.lifecycle is JobLifecycle.SUSPENDED:
+        live = _alive(rec, observed)
+        if live is not None:
+            return JobReport(name, target, Status.DRIFT, f"suspended, but job {live.job_id} is {live.state}")
+        return JobReport(name, target, Status.IN_SYNC, "suspended")
+    if rec.flink_job_id is None:
+        return JobReport(name, target, Status.DRIFT, "no Flink job is recorded for it")
+    seen = observed[rec.cluster].jobs.get(rec.flink_job_id)
+    if seen is None:
+        return JobReport(name, target, Status.DRIFT, f"job {rec.flink_job_id} is missing from the cluster")
+    if seen.state == "FINISHED" and rec.reconciled is not None and rec.reconciled.spec.spec.mode == "batch":
+        return JobReport(name, target, Status.IN_SYNC, "batch job finished")
+    if seen.terminal:
+        return JobReport(name, target, Status.DRIFT, f"job {seen.job_id} is {seen.state}")
+    if rec.lifecycle is JobLifecycle.ROLLED_BACK:
+        return JobReport(name, target, Status.IN_SYNC, f"rolled back; running job {seen.job_id}")
+    return JobReport(name, target, Status.IN_SYNC, f"running job {seen.job_id} ({seen.state.lower()})")
