@@ -1,0 +1,26 @@
+"""Errors of the executor; the type tells the reconciler whether the job may be tried again.
+
+Neighbours: ``execute.procedures`` raises them; the reconciler turns a
+temporary one into backoff (``next_attempt_at``) with the operation left open
+to resume, and a permanent one into a FAILED / ROLLED_BACK status.
+"""
+
+from __future__ import annotations
+
+from flink_gitops.errors import PermanentError, TemporaryError
+
+
+class StopFailed(TemporaryError):
+    """The stop (with savepoint) or cancel did not complete: the old job is still running, untouched."""
+
+
+class LeaseLost(TemporaryError):
+    """This instance no longer leads the cluster: stop driving Flink; the new leader resumes the operation."""
+
+
+class RestoreRefused(PermanentError):
+    """There is no state to restore from that the rules allow (no retained checkpoint, or too old)."""
+
+
+class DeployFailed(PermanentError):
+    """The new job could not be started or did not become stable; rolled back where a stable spec exists."""

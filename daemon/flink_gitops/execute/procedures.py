@@ -1,0 +1,424 @@
+"""The procedures that move jobs: each action kind as a sequence of recorded, resumable steps.
+
+A procedure runs an :class:`~.operation.Operation` to its end, or resumes one
+that a crash left open: every step first looks at what the operation already
+recorded and asks Flink about exactly those ids, never guessing (no "newest
+savepoint file", no "first RUNNING job"):
+
+- end the current job: ``stop-sent`` (stop-with-savepoint with our trigger id;
+  re-sending it after a crash answers with the same operation) → ``stopped``
+  with the savepoint location, verified; or ``cancel-sent`` → ``cancelled``
+  with the job's latest completed retained checkpoint (last-state);
+- start the new job: upload (the jar id recorded) → ``run-sent:<key>`` with the
+  job id derived from the job's uid and a reserved generation; on resume a job
+  with that id is adopted, and a DuplicateJobId is ours by construction;
+- wait until every task runs, then until stable (a completed checkpoint after
+  the start, or the stability window on the injected clock);
+- finish: the outcome, the job's status and the new savepoint in one write.
+
+In savepoint mode a job is never cancelled without a savepoint: a stop that
+fails leaves the old job running (:class:`~.errors.StopFailed`, retried with
+backoff). A new job that does not become stable is replaced by the last stable
+spec from the same savepoint (ROLLED_BACK; the bad hash is not retried).
+Neighbours: ``execute.ports`` (Flink and journal), ``execute.operation``,
+``plan.model`` (action kinds), the reconciler (begins operations, picks ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from loguru import logger
+
+from flink_gitops.clock import Clock
+from flink_gitops.errors import PermanentError, TemporaryError
+from flink_gitops.execute.errors import DeployFailed, LeaseLost, RestoreRefused, StopFailed
+from flink_gitops.execute.operation import Operation
+from flink_gitops.execute.ports import FlinkPort, JobOutcome, Journal
+from flink_gitops.flink.errors import DuplicateJobId, FlinkConflict, FlinkNotFound, OperationFailed
+from flink_gitops.flink.models import RunRequest
+from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.plan.model import ActionKind
+from flink_gitops.specs.model import FlinkJob
+
+_ENDED = frozenset({"CANCELED", "FINISHED", "FAILED"})
+POLL_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A spec as the executor runs it: the model, its jar and its hash (also the stored record)."""
+
+    job: FlinkJob
+    jar_location: str
+    jar_sha256: str | None
+    jar_digest: str
+    hash: str
+    commit: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "spec": self.job.model_dump(mode="json"),
+            "jar": {"location": self.jar_location, "sha256": self.jar_sha256, "digest": self.jar_digest},
+            "hash": self.hash,
+            "commit": self.commit,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RunSpec:
+        jar = record["jar"]
+        return cls(
+            FlinkJob.model_validate(record["spec"], strict=False),
+            jar["location"],
+            jar["sha256"],
+            jar["digest"],
+            record["hash"],
+            record.get("commit"),
+        )
+
+    def run_request(self, job_id: str, restore: str | None) -> RunRequest:
+        job = self.job.spec.job
+        return RunRequest(
+            entry_class=job.entryClass,
+            args=list(job.args),
+            parallelism=job.parallelism,
+            savepoint_path=restore,
+            allow_non_restored_state=job.allowNonRestoredState,
+            claim_mode="NO_CLAIM",
+            job_id=job_id,
+            flink_configuration=dict(self.job.spec.flinkConfiguration),
+        )
+
+
+class JarSource(Protocol):
+    """Gives a local file with a spec's jar bytes (checked against its digest) for upload."""
+
+    def path_for(self, spec: RunSpec) -> Path: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. readiness: until every task runs; stability: RUNNING with no restart, unless a
+    checkpoint completes sooner; savepoint: a stop or savepoint; checkpoint_max_age: last-state."""
+
+    readiness_s: float = 120.0
+    stability_s: float = 10.0
+    savepoint_s: float = 600.0
+    checkpoint_max_age_s: float = 3600.0
+
+
+def file_state_exists(location: str) -> bool | None:
+    """Whether a file:// savepoint/checkpoint has its ``_metadata``; None when it cannot be checked here."""
+    url = urlparse(location)
+    if url.scheme not in ("file", ""):
+        return None
+    return (Path(unquote(url.path)) / "_metadata").is_file()
+
+
+class Procedures:
+    """Runs or resumes operations against the clusters; one instance per cycle or per daemon."""
+
+    def __init__(
+        self,
+        flink: Mapping[str, FlinkPort],
+        journal: Journal,
+        jars: JarSource,
+        clock: Clock,
+        timeouts: Timeouts | None = None,
+        *,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.flink = flink
+        self.journal = journal
+        self.jars = jars
+        self.clock = clock
+        self.timeouts = timeouts or Timeouts()
+        self.cancelled = cancelled
+
+    # --- entry point ---------------------------------------------------------------------------
+
+    def execute(self, op: Operation) -> JobOutcome:
+        """Carry ``op`` to its end (or on from its last recorded step) and write the outcome.
+
+        Temporary errors propagate with the operation left open (resumed next cycle); permanent
+        ones end it as FAILED or ROLLED_BACK, written with the job's status in one transaction.
+        """
+        spec = RunSpec.from_record(op.ids["spec"])
+        if op.kind is ActionKind.RECORD:
+            return self._finish(op, True, self._same(op, spec), None)
+        if op.kind is ActionKind.SAVEPOINT:
+            return self._savepoint(op, spec)
+        if op.kind is ActionKind.CHECKPOINT:
+            raise PermanentError("checkpointTriggerNonce is not supported yet: use savepointTriggerNonce")
+        if op.kind is ActionKind.SUSPEND:
+            location = self._end_current(op)
+            outcome = JobOutcome(
+                JobLifecycle.SUSPENDED,
+                None,
+                op.ids["cluster"],
+                reconciled=spec.to_record(),
+                savepoint=location or op.ids.get("savepoint_before"),
+            )
+            return self._finish(op, True, outcome, (location, "stop") if location else None)
+        return self._replace(op, spec)
+
+    # --- the steps -----------------------------------------------------------------------------
+
+    def _guard(self) -> None:
+        if self.cancelled():
+            raise LeaseLost("the cluster's lease was lost: not driving Flink any further")
+
+    def _end_current(self, op: Operation) -> str | None:
+        """Stop or cancel the current job as the operation says; the state location it leaves."""
+        how = op.ids.get("stop", "none")
+        if how == "none" or op.has("stopped") or op.has("cancelled"):
+            return op.ids.get("state_path")
+        src = self.flink[op.ids["from_cluster"]]
+        job_id = op.str_id("from_job_id")
+        if how == "savepoint":
+            trigger = op.str_id("trigger_id")
+            self._guard()
+            if not op.has("stop-sent"):
+                op.record(self.journal, "stop-sent")
+            try:
+                src.stop_with_savepoint(job_id, trigger_id=trigger)
+                location = src.wait_for_savepoint(
+                    job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
+                )
+            except (TemporaryError, OperationFailed) as exc:
+                raise StopFailed(f"stop-with-savepoint of job {job_id} did not complete: {exc}") from exc
+            self._verify(location)
+            op.record(self.journal, "stopped", state_path=location)
+            return location
+        # cancel: last-state restores from the job's latest retained checkpoint, read after the cancel
+        last_state = op.ids.get("restore") == "last-checkpoint"
+        if last_state and not op.has("cancel-sent"):
+            self._checkpoint(src, job_id)  # refuse before cancelling when there is nothing to restore
+        self._guard()
+        if not op.has("cancel-sent"):
+            op.record(self.journal, "cancel-sent")
+        try:
+            src.cancel(job_id)
+        except FlinkConflict:
+            pass  # already ended (Flink answers 409 for a job that just finished)
+        except TemporaryError as exc:
+            raise StopFailed(f"cancel of job {job_id} did not go through: {exc}") from exc
+        try:
+            src.wait_for_job_state(job_id, _ENDED, self.timeouts.readiness_s, cancelled=self.cancelled)
+        except TemporaryError as exc:
+            raise StopFailed(f"job {job_id} did not end after cancel: {exc}") from exc
+        path = self._checkpoint(src, job_id) if last_state else None
+        op.record(self.journal, "cancelled", state_path=path)
+        return path
+
+    def _checkpoint(self, src: FlinkPort, job_id: str) -> str:
+        """The job's latest completed checkpoint path, refused when absent, unretained or too old."""
+        stats = src.checkpoints(job_id)
+        done = stats.latest.completed
+        if done is None or not done.external_path:
+            raise RestoreRefused(f"job {job_id} has no completed, retained checkpoint to restore from")
+        taken = (done.latest_ack_timestamp or done.trigger_timestamp or 0) / 1000
+        age = self.clock.now().timestamp() - taken
+        limit = self.timeouts.checkpoint_max_age_s
+        if age > limit:
+            raise RestoreRefused(f"job {job_id}'s latest checkpoint is {age:.0f} s old (max {limit:g} s)")
+        self._verify(done.external_path)
+        return done.external_path
+
+    def _verify(self, location: str) -> None:
+        if file_state_exists(location) is False:
+            raise RestoreRefused(f"{location} has no _metadata: the savepoint is not there")
+
+    def _jar(self, op: Operation, target: FlinkPort, spec: RunSpec) -> str:
+        key = f"jar_id:{op.ids['cluster']}:{spec.jar_digest}"
+        known = op.ids.get(key)
+        if isinstance(known, str):
+            return known
+        self._guard()
+        jar_id = target.upload_jar(self.jars.path_for(spec))
+        op.record(self.journal, "uploaded", **{key: jar_id})
+        return jar_id
+
+    def _start(self, op: Operation, key: str, spec: RunSpec, restore: str | None) -> str:
+        """Run ``spec`` as the job id ``op.ids[key]``; adopt it when a previous attempt got through."""
+        job_id = op.str_id(key)
+        target = self.flink[op.ids["cluster"]]
+        step = f"run-sent:{key}"
+        if op.has(step):
+            try:
+                target.job(job_id)
+                logger.info("job {}: adopting Flink job {} that an earlier run started", op.job, job_id)
+                return job_id
+            except FlinkNotFound:
+                pass
+        jar_id = self._jar(op, target, spec)
+        self._guard()
+        if not op.has(step):
+            op.record(self.journal, step)
+        try:
+            target.run(jar_id, spec.run_request(job_id, restore))
+        except DuplicateJobId:
+            logger.info("job {}: Flink job {} already submitted; adopting it", op.job, job_id)
+        except PermanentError as exc:
+            raise DeployFailed(f"Flink refused to start job {job_id}: {exc}") from exc
+        return job_id
+
+    def _await_stable(self, op: Operation, key: str) -> None:
+        job_id = op.str_id(key)
+        target = self.flink[op.ids["cluster"]]
+        try:
+            details = target.wait_for_job_state(
+                job_id,
+                {"RUNNING"},
+                self.timeouts.readiness_s,
+                all_tasks_running=True,
+                cancelled=self.cancelled,
+            )
+        except OperationFailed as exc:
+            raise DeployFailed(f"job {job_id} did not start: {exc}") from exc
+        except TemporaryError as exc:
+            if self.cancelled():
+                raise
+            raise DeployFailed(
+                f"job {job_id} not running within {self.timeouts.readiness_s:g} s: {exc}"
+            ) from exc
+        started = details.start_time
+        deadline = self.clock.monotonic() + self.timeouts.stability_s
+        while True:
+            self._guard()
+            state = target.job(job_id).state
+            if state != "RUNNING":
+                raise DeployFailed(f"job {job_id} became {state} before it was stable")
+            completed = target.checkpoints(job_id).latest.completed
+            if completed is not None and (completed.trigger_timestamp or 0) >= started > 0:
+                break
+            if self.clock.monotonic() >= deadline:
+                break
+            self.clock.sleep(POLL_S)
+        op.record(self.journal, f"stable:{key}")
+
+    # --- procedures ----------------------------------------------------------------------------
+
+    def _replace(self, op: Operation, spec: RunSpec) -> JobOutcome:
+        """DEPLOY, UPGRADE, REDEPLOY, RESUME: end the current job (if any), start the new one."""
+        location = self._end_current(op)
+        restore = op.ids.get("restore", "none")
+        state = {
+            "stop-savepoint": location,
+            "last-checkpoint": location,
+            "path": op.ids.get("restore_path"),
+        }.get(restore)
+        try:
+            if not op.has("stable:job_id"):
+                self._start(op, "job_id", spec, state)
+                self._await_stable(op, "job_id")
+        except DeployFailed as exc:
+            return self._roll_back(op, spec, state, exc)
+        outcome = JobOutcome(
+            JobLifecycle.STABLE,
+            op.str_id("job_id"),
+            op.ids["cluster"],
+            reconciled=spec.to_record(),
+            stable=spec.to_record(),
+            savepoint=state or op.ids.get("savepoint_before"),
+        )
+        origin = "upgrade" if location else None
+        return self._finish(op, True, outcome, (location, origin) if location and origin else None)
+
+    def _roll_back(self, op: Operation, spec: RunSpec, state: str | None, cause: DeployFailed) -> JobOutcome:
+        logger.error("job {}: {}; rolling back", op.job, cause)
+        self._end_failed(op, "job_id")
+        stable = op.ids.get("stable")
+        if stable is None:
+            return self._finish(
+                op,
+                False,
+                JobOutcome(
+                    JobLifecycle.FAILED, None, op.ids["cluster"], failed_hash=spec.hash, error=str(cause)
+                ),
+                None,
+            )
+        good = RunSpec.from_record(stable)
+        try:
+            if not op.has("stable:rollback_job_id"):
+                self._start(op, "rollback_job_id", good, state)
+                self._await_stable(op, "rollback_job_id")
+        except DeployFailed as exc:
+            logger.error("job {}: rollback failed too: {}", op.job, exc)
+            self._end_failed(op, "rollback_job_id")
+            outcome = JobOutcome(
+                JobLifecycle.FAILED,
+                None,
+                op.ids["cluster"],
+                savepoint=state,
+                failed_hash=spec.hash,
+                error=f"{cause}; rollback failed: {exc}",
+            )
+            return self._finish(op, False, outcome, None)
+        outcome = JobOutcome(
+            JobLifecycle.ROLLED_BACK,
+            op.str_id("rollback_job_id"),
+            op.ids["cluster"],
+            reconciled=good.to_record(),
+            stable=good.to_record(),
+            savepoint=state,
+            failed_hash=spec.hash,
+            error=str(cause),
+        )
+        return self._finish(op, False, outcome, None)
+
+    def _end_failed(self, op: Operation, key: str) -> None:
+        """Cancel a new job that failed to become stable, if it still runs (it never was stable)."""
+        job_id = op.ids.get(key)
+        if not isinstance(job_id, str):
+            return
+        target = self.flink[op.ids["cluster"]]
+        try:
+            if target.job(job_id).state in _ENDED:
+                return
+            self._guard()
+            target.cancel(job_id)
+            target.wait_for_job_state(job_id, _ENDED, self.timeouts.readiness_s, cancelled=self.cancelled)
+        except (FlinkNotFound, FlinkConflict):
+            return
+
+    def _savepoint(self, op: Operation, spec: RunSpec) -> JobOutcome:
+        src = self.flink[op.ids["cluster"]]
+        job_id = op.str_id("from_job_id")
+        trigger = op.str_id("trigger_id")
+        self._guard()
+        if not op.has("savepoint-sent"):
+            op.record(self.journal, "savepoint-sent")
+        src.trigger_savepoint(job_id, trigger_id=trigger)
+        location = src.wait_for_savepoint(
+            job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
+        )
+        self._verify(location)
+        outcome = self._same(op, spec)
+        outcome = JobOutcome(
+            outcome.lifecycle,
+            outcome.flink_job_id,
+            outcome.cluster,
+            reconciled=spec.to_record(),
+            savepoint=location,
+        )
+        return self._finish(op, True, outcome, (location, "manual"))
+
+    def _same(self, op: Operation, spec: RunSpec) -> JobOutcome:
+        lifecycle = JobLifecycle(op.ids.get("lifecycle", JobLifecycle.STABLE.value))
+        return JobOutcome(
+            lifecycle, op.ids.get("from_job_id"), op.ids["cluster"], reconciled=spec.to_record()
+        )
+
+    def _finish(
+        self, op: Operation, ok: bool, outcome: JobOutcome, savepoint: tuple[str, str] | None
+    ) -> JobOutcome:
+        detail: dict[str, Any] = {"steps": list(op.steps)}
+        if outcome.error:
+            detail["error"] = outcome.error
+        self.journal.finish(op.op_id, succeeded=ok, job=outcome, savepoint=savepoint, detail=detail)
+        return outcome
