@@ -191,6 +191,35 @@ class HttpConfig(_Section):
     port: int = 8480
 
 
+class SyncConfig(_Section):
+    """How the reconciler acts (DESIGN.md "Drift" and "Upgrade")."""
+
+    #: act on spec drift (Git changed); false = only report it. ``sync --once`` always acts. Default true.
+    auto: bool = True
+    #: stop (with a final savepoint) jobs removed from Git. Default false.
+    prune: bool = False
+    #: refuse a revision that would prune more than this share of the jobs, 0..1. Default 0.5.
+    max_prune_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    #: default live-drift policy; a job may override it with ``spec.drift``. Default warn.
+    drift: Literal["heal", "warn", "observe"] = "warn"
+    #: how long a new job may take until every task runs, seconds. Default 120.
+    readiness_timeout_s: float = Field(120.0, gt=0)
+    #: a new job counts as stable after a checkpoint completes or this long RUNNING, seconds. Default 10.
+    stability_s: float = Field(10.0, ge=0)
+    #: last-state upgrades refuse a retained checkpoint older than this, seconds. Default 3600.
+    max_checkpoint_age_s: float = Field(3600.0, gt=0)
+    #: where savepoints go (Flink target directory); null = the cluster's default. Default null.
+    savepoint_dir: str | None = None
+    #: first wait after a failed attempt, seconds; doubles per attempt. Default 10.
+    backoff_initial_s: float = Field(10.0, gt=0)
+    #: longest wait between attempts, seconds. Default 600.
+    backoff_max_s: float = Field(600.0, gt=0)
+    #: restarts of an unhealthy job allowed per restart_window_s before it is left FAILED. Default 3.
+    restart_budget: int = Field(3, ge=0)
+    #: the window the restart budget counts in, seconds. Default 3600.
+    restart_window_s: float = Field(3600.0, gt=0)
+
+
 def _default_clusters() -> dict[str, ClusterConfig]:
     return {"default": ClusterConfig()}
 
@@ -214,6 +243,7 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
     #: the name this instance writes into audit records and leases. Default: the host name.
     instance_name: str | None = None
 

@@ -43,6 +43,7 @@ from flink_gitops.flink.errors import DuplicateJobId, FlinkConflict, FlinkNotFou
 from flink_gitops.flink.models import RunRequest
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.plan.model import ActionKind
+from flink_gitops.specs.loader import DesiredJob
 from flink_gitops.specs.model import FlinkJob
 
 _ENDED = frozenset({"CANCELED", "FINISHED", "FAILED"})
@@ -59,11 +60,21 @@ class RunSpec:
     jar_digest: str
     hash: str
     commit: str | None = None
+    #: repo (path in the revision), file (host path) or https (URL); see ``specs.loader.JarRef``.
+    jar_kind: str = "repo"
+
+    @classmethod
+    def of(cls, desired: DesiredJob, commit: str | None) -> RunSpec:
+        jar = desired.jar
+        return cls(
+            desired.spec, jar.location, jar.sha256, desired.jar_digest, desired.spec_hash, commit, jar.kind
+        )
 
     def to_record(self) -> dict[str, Any]:
+        jar = {"kind": self.jar_kind, "location": self.jar_location, "sha256": self.jar_sha256}
         return {
             "spec": self.job.model_dump(mode="json"),
-            "jar": {"location": self.jar_location, "sha256": self.jar_sha256, "digest": self.jar_digest},
+            "jar": jar | {"digest": self.jar_digest},
             "hash": self.hash,
             "commit": self.commit,
         }
@@ -78,6 +89,7 @@ class RunSpec:
             jar["digest"],
             record["hash"],
             record.get("commit"),
+            jar.get("kind", "repo"),
         )
 
     def run_request(self, job_id: str, restore: str | None) -> RunRequest:
