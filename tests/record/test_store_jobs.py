@@ -73,7 +73,7 @@ def test_create_then_update_only_given_fields(store: Store, epoch: int, clock: F
         epoch=epoch,
     )
     assert updated.last_reconciled == spec
-    assert updated.last_reconciled.jar_digest == "sha256:jar1"  # type: ignore[union-attr]
+    assert updated.last_reconciled.jar_digest == "sha256:jar1"
     assert updated.last_stable is None
     assert updated.updated_at == clock.now()
     assert updated.created_at == created.created_at
