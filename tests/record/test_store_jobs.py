@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,6 +24,7 @@ from flink_gitops.record.store import (
     UnknownJob,
     UnknownSavepoint,
 )
+from tests.fixtures.postgres import StoreTarget
 
 
 @pytest.fixture
@@ -321,3 +323,32 @@ def test_specs_and_intents_round_trip_any_json(store: Store, epoch: int) -> None
         assert store.operations.get(op.op_id).intent == spec  # type: ignore[union-attr]
 
     check()
+
+
+def test_racing_creates_of_one_name_record_one_job(store_target: StoreTarget, clock: FakeClock) -> None:
+    stores = [store_target.open(clock) for _ in range(2)]
+    try:
+        lease = stores[0].leases.acquire("a", ttl=3600)
+        assert lease is not None
+        barrier = threading.Barrier(6)
+        results: list[object] = []
+
+        def create(i: int) -> None:
+            barrier.wait()
+            try:
+                results.append(stores[i % 2].jobs.create("orders", f"c{i}", epoch=lease.epoch))
+            except JobConflict as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        created = [r for r in results if not isinstance(r, JobConflict)]
+        assert len(results) == 6
+        assert len(created) == 1
+        assert stores[1].jobs.all() == created
+    finally:
+        for s in stores:
+            s.close()

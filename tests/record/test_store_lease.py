@@ -21,6 +21,7 @@ from hypothesis.stateful import (
 
 from flink_gitops.clock import FakeClock
 from flink_gitops.record.store import (
+    DEFAULT_LEASE,
     FencedOut,
     JobLifecycle,
     JobUpdate,
@@ -213,14 +214,15 @@ def test_no_lease_ever_taken_fences_epoch_zero(store: Store) -> None:
         store.operations.begin(None, "x", {}, epoch=0)
 
 
-def test_racing_candidates_elect_exactly_one(store_target: StoreTarget, clock: FakeClock) -> None:
+@pytest.mark.parametrize("name", [DEFAULT_LEASE, cluster_lease("east")])  # an existing row, a new one
+def test_racing_candidates_elect_exactly_one(store_target: StoreTarget, clock: FakeClock, name: str) -> None:
     stores = [store_target.open(clock) for _ in range(2)]
     winners: list[Lease] = []
     barrier = threading.Barrier(6)
 
     def candidate(i: int) -> None:
         barrier.wait()
-        got = stores[i % 2].leases.acquire(f"node-{i}", ttl=30)
+        got = stores[i % 2].leases.acquire(f"node-{i}", ttl=30, name=name)
         if got is not None:
             winners.append(got)
 
@@ -232,7 +234,7 @@ def test_racing_candidates_elect_exactly_one(store_target: StoreTarget, clock: F
     try:
         assert len(winners) == 1
         assert winners[0].epoch == 1
-        assert stores[0].leases.current() == winners[0]
+        assert stores[0].leases.current(name) == winners[0]
     finally:
         for s in stores:
             s.close()

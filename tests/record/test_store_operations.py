@@ -181,8 +181,12 @@ def test_one_open_operation_per_job_and_idempotent_begin(store: Store, epoch: in
     other = store.operations.begin("payments", "deploy", {}, epoch=epoch)  # another job is free
     none = store.operations.begin(None, "prune-check", {}, epoch=epoch)
     assert (none.name, none.uid, none.cluster) == (None, None, None)
-    unknown = store.operations.begin("not-yet", "deploy", {}, epoch=epoch, cluster="east")
-    assert (unknown.uid, unknown.cluster) == (None, "east")
+    with pytest.raises(UnknownJob, match="not-yet"):
+        store.operations.begin("not-yet", "deploy", {}, epoch=epoch, cluster="east")
+    with store.unit(epoch=epoch) as uow:  # a new job and its deploy's intent land together
+        new = uow.jobs.create("not-yet", "east")
+        first = uow.operations.begin("not-yet", "deploy", {}, cluster="west")
+    assert (first.uid, first.cluster) == (new.uid, "west")
     store.operations.finish(op.op_id, OperationState.ABANDONED, epoch=epoch)
     store.operations.begin("orders", "suspend", {}, epoch=epoch)  # free again
     assert [o.op_id for o in store.operations.history("payments")] == [other.op_id]

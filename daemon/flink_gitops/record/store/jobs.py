@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from flink_gitops.record.store import tables as t
@@ -136,13 +137,16 @@ class JobWrites:
         no_nul(name=name, cluster=cluster, file=file)
         if not name or not cluster:
             raise ValueError("a job needs a non-empty name and cluster")
-        existing = locked_job(self._tx.conn, name)
+        conn = self._tx.conn
+        existing = locked_job(conn, name)
         if existing is not None:
             hint = "; start a new life with new_life" if existing.state == JobLifecycle.DELETED else ""
             raise JobConflict(f"job {name!r} is already recorded (state {existing.state}){hint}")
         now = self._tx.now
-        self._tx.conn.execute(
-            sa.insert(t.jobs).values(
+        # ON CONFLICT: a create racing this one on PostgreSQL loses cleanly instead of failing the write.
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(t.jobs)
+        inserted = conn.execute(
+            insert.values(
                 name=name,
                 uid=new_uid(),
                 cluster=cluster,
@@ -153,8 +157,12 @@ class JobWrites:
                 created_at=now,
                 updated_at=now,
             )
+            .on_conflict_do_nothing()
+            .returning(t.jobs.c.name)
         )
-        return job_record(self._tx.conn.execute(_select(name)).one())
+        if inserted.first() is None:
+            raise JobConflict(f"job {name!r} was recorded by a concurrent writer")
+        return job_record(conn.execute(_select(name)).one())
 
     def update(self, name: str, change: JobUpdate) -> JobRecord:
         """Apply ``change`` to a recorded job (UnknownJob if absent)."""

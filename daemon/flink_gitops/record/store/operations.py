@@ -28,6 +28,7 @@ from flink_gitops.record.store.errors import (
     DuplicateOperation,
     JobConflict,
     OperationAlreadyFinished,
+    UnknownJob,
     UnknownOperation,
 )
 from flink_gitops.record.store.jobs import JobWrites, locked_job
@@ -117,9 +118,10 @@ class OperationWrites:
         cluster: str | None = None,
         op_id: str | None = None,
     ) -> OperationRecord:
-        """Write an intent BEFORE its side effect. ``name``'s job, if recorded, gives the uid (its life)
-        and the default cluster; a job with an operation still open gets no second one (JobConflict).
-        A repeat with the same op id, job, kind and intent returns the existing operation."""
+        """Write an intent BEFORE its side effect. ``name`` (None for an operation on no job) must be a
+        recorded job (UnknownJob): it gives the uid (this life) and the default cluster. A job with an
+        operation still open gets no second one (JobConflict). A repeat with the same op id, job, kind
+        and intent returns the existing operation (a retried begin after a crash)."""
         op_id = op_id or uuid.uuid4().hex
         no_nul(name=name, kind=kind, cluster=cluster, op_id=op_id)
         _json("intent", intent)
@@ -131,9 +133,11 @@ class OperationWrites:
             raise DuplicateOperation(f"operation {op_id} already exists for another job, kind or intent")
         uid = None
         if name is not None:
+            # The job's row lock serialises every begin for this job (the one-open-operation rule).
             job = locked_job(conn, name)
-            if job is not None:
-                uid, cluster = job.uid, cluster or job.cluster
+            if job is None:
+                raise UnknownJob(f"no job named {name!r} is recorded; create it (in the same unit) first")
+            uid, cluster = job.uid, cluster or job.cluster
             busy = conn.execute(
                 sa.select(t.operations.c.op_id, t.operations.c.kind).where(
                     t.operations.c.name == name, t.operations.c.state == OperationState.STARTED.value
