@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from flink_gitops.clock import FakeClock
 from flink_gitops.flink.ids import deterministic_job_id, job_id_for
@@ -352,3 +361,64 @@ def test_racing_creates_of_one_name_record_one_job(store_target: StoreTarget, cl
     finally:
         for s in stores:
             s.close()
+
+
+class LivesMachine(RuleBasedStateMachine):
+    """Model check over any sequence of lives, moves and deploys of one job: generations only grow,
+    a uid changes exactly at a new life, and no derived Flink job id is ever handed out twice."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.store = Store.from_url(f"sqlite:///{path}", clock=FakeClock())
+        lease = self.store.leases.acquire("a", ttl=3600)
+        assert lease is not None
+        self.epoch = lease.epoch
+        self.job = self.store.jobs.create("orders", "east", epoch=self.epoch)
+        self.ids: set[str] = set()
+        self.uids = {self.job.uid}
+
+    def teardown(self) -> None:
+        self.store.close()
+
+    @precondition(lambda self: not self.job.deleted)
+    @rule()
+    def deploy(self) -> None:
+        job = self.store.jobs.next_generation("orders", epoch=self.epoch)
+        assert (job.uid, job.generation) == (self.job.uid, self.job.generation + 1)
+        job_id = job_id_for(job.uid, job.generation)
+        assert job_id not in self.ids
+        self.ids.add(job_id)
+        self.job = self.store.jobs.update("orders", JobUpdate(flink_job_id=job_id), epoch=self.epoch)
+
+    @precondition(lambda self: not self.job.deleted)
+    @rule(cluster=st.sampled_from(["east", "west", "north"]))
+    def move(self, cluster: str) -> None:
+        job = self.store.jobs.update("orders", JobUpdate(cluster=cluster), epoch=self.epoch)
+        assert (job.uid, job.generation, job.cluster) == (self.job.uid, self.job.generation, cluster)
+        self.job = job
+
+    @rule()
+    def tombstone(self) -> None:
+        job = self.store.jobs.tombstone("orders", epoch=self.epoch)
+        assert (job.uid, job.generation, job.flink_job_id) == (self.job.uid, self.job.generation, None)
+        self.job = job
+
+    @precondition(lambda self: self.job.deleted)
+    @rule(cluster=st.sampled_from(["east", "west"]))
+    def new_life(self, cluster: str) -> None:
+        job = self.store.jobs.new_life("orders", cluster, epoch=self.epoch)
+        assert job.uid not in self.uids
+        assert job.generation == self.job.generation
+        self.uids.add(job.uid)
+        self.job = job
+
+    @invariant()
+    def one_row_as_recorded(self) -> None:
+        assert self.store.jobs.all() == [self.job]
+
+
+def test_lives_model(tmp_path: Path) -> None:
+    run_state_machine_as_test(
+        lambda: LivesMachine(tmp_path / f"{uuid.uuid4().hex}.db"),  # type: ignore[arg-type]
+        settings=settings(max_examples=12, stateful_step_count=20),
+    )

@@ -200,6 +200,27 @@ def test_named_leases_are_independent_and_fence_their_own_writes(store: Store, c
         store.leases.acquire("x", ttl=1, name="")
 
 
+def test_a_unit_spanning_two_clusters_is_fenced_by_both_leases(store: Store, clock: FakeClock) -> None:
+    east, west = cluster_lease("east"), cluster_lease("west")
+    a = store.leases.acquire("n", ttl=30, name=east)
+    b = store.leases.acquire("n", ttl=10, name=west)
+    assert a is not None
+    assert b is not None
+    store.jobs.create("orders", "east", epoch=a.epoch, lease=east)
+    with store.unit(epoch=a.epoch, lease=east, also={west: b.epoch}) as uow:
+        uow.jobs.update("orders", JobUpdate(cluster="west"))
+    assert store.jobs.get("orders").cluster == "west"  # type: ignore[union-attr]
+    clock.advance(10)  # the west lease lapses: a move back must not land
+    with (
+        pytest.raises(FencedOut, match="'cluster:west'"),
+        store.unit(epoch=a.epoch, lease=east, also={west: b.epoch}),
+    ):
+        pass  # pragma: no cover - refused on entry
+    with pytest.raises(ValueError, match="twice"), store.unit(epoch=a.epoch, lease=east, also={east: 99}):
+        pass  # pragma: no cover - refused on entry
+    assert store.jobs.get("orders").cluster == "west"  # type: ignore[union-attr]
+
+
 def test_released_lease_fences_its_epoch(store: Store) -> None:
     a = store.leases.acquire("a", ttl=30)
     assert a is not None

@@ -22,7 +22,7 @@ aggregate modules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,11 +91,18 @@ class Database:
             raise StoreWriteFailed(f"{what}: {describe_error(exc)}") from exc
 
     @contextmanager
-    def fenced(self, what: str, *, epoch: int, lease: str) -> Iterator[Tx]:
-        """A write transaction, fenced once at its start by ``lease``'s ``epoch``."""
+    def fenced(
+        self, what: str, *, epoch: int, lease: str, also: Mapping[str, int] | None = None
+    ) -> Iterator[Tx]:
+        """A write transaction, fenced once at its start by ``lease``'s ``epoch`` (and by every
+        ``also`` lease name -> epoch, in name order, for an action that spans clusters)."""
+        fences = {**(also or {}), lease: epoch}
+        if (also or {}).get(lease, epoch) != epoch:
+            raise ValueError(f"lease {lease!r} given twice with different epochs")
         with self.write(what) as conn:
             now = self.clock.now()
-            fence(conn, epoch=epoch, lease=lease, now=now)
+            for name in sorted(fences):
+                fence(conn, epoch=fences[name], lease=name, now=now)
             yield Tx(conn, now)
 
 

@@ -22,7 +22,7 @@ Neighbours: :mod:`.engine` (opening, migrations), :mod:`.tables` (schema),
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final, Literal, Self, TypeVar
@@ -237,10 +237,13 @@ class Store:
     # -- transactions -------------------------------------------------------------------------
 
     @contextmanager
-    def unit(self, *, epoch: int, lease: str = DEFAULT_LEASE) -> Iterator[UnitOfWork]:
+    def unit(
+        self, *, epoch: int, lease: str = DEFAULT_LEASE, also: Mapping[str, int] | None = None
+    ) -> Iterator[UnitOfWork]:
         """One write transaction for writes that must land together, fenced once by ``lease``'s
-        ``epoch``; commits on leaving the block, rolls everything back on an exception."""
-        with self._db.fenced("cannot write the unit of work", epoch=epoch, lease=lease) as tx:
+        ``epoch`` (and by each ``also`` lease name -> epoch: a move fences both clusters); commits on
+        leaving the block, rolls everything back on an exception."""
+        with self._db.fenced("cannot write the unit of work", epoch=epoch, lease=lease, also=also) as tx:
             yield UnitOfWork(tx, epoch)
 
     @contextmanager
