@@ -141,6 +141,20 @@ def test_a_failing_part_rolls_the_whole_finish_back(store: Store, epoch: int) ->
     )
 
 
+def test_an_operation_of_an_earlier_life_cannot_update_the_new_one(store: Store, epoch: int) -> None:
+    op = store.operations.begin("orders", "upgrade", {}, epoch=epoch)
+    with store.unit(epoch=epoch) as uow:
+        uow.jobs.tombstone("orders")
+        uow.jobs.new_life("orders", "east")
+    with pytest.raises(JobConflict, match="earlier life"):
+        store.operations.finish(
+            op.op_id, OperationState.SUCCEEDED, epoch=epoch, job=JobUpdate(state=JobLifecycle.STABLE)
+        )
+    assert store.operations.finish(op.op_id, OperationState.ABANDONED, epoch=epoch).uid != (
+        store.jobs.get("orders").uid  # type: ignore[union-attr]
+    )
+
+
 def test_unit_of_work_commits_together_or_not_at_all(store: Store, epoch: int, clock: FakeClock) -> None:
     class Boom(Exception):
         pass

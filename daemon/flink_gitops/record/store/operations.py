@@ -191,6 +191,13 @@ class OperationWrites:
         row = self._open_row(op_id)
         if job is not None and row.name is None:
             raise ValueError(f"operation {op_id} acts on no job; it cannot update one")
+        if job is not None:
+            current = locked_job(self._tx.conn, row.name)
+            if current is not None and row.uid is not None and current.uid != row.uid:
+                raise JobConflict(
+                    f"operation {op_id} belongs to an earlier life of job {row.name!r}; "
+                    "it cannot update this one"
+                )
         if savepoint is not None:
             SnapshotWrites(self._tx).record(savepoint)
         if job is not None:

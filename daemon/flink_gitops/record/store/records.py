@@ -83,7 +83,9 @@ class JobRecord:
     """What the store remembers about one job: one row per name, whatever cluster it runs on.
 
     A removed job keeps its row as a tombstone (state DELETED); adding it again starts a new life
-    (a new ``uid``) on the same row, and ``generation`` keeps growing across lives.
+    (a new ``uid``) on the same row, and ``generation`` keeps growing across lives. The planner's
+    ``RecordedJob`` is this plus ``Operations.open_by_job()`` (its open operation and the job id
+    that operation's recorded steps will run).
     """
 
     name: str

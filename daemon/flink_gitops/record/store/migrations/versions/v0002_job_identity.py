@@ -10,7 +10,8 @@
   ``steps`` (the step history), ``updated_at``.
 - lease: ``name`` widened to 253 characters (one lease per cluster).
 
-Refuses, changing nothing, when two job rows share a name on different clusters
+New uids come from the database (SQLite ``randomblob``, PostgreSQL 13+
+``gen_random_uuid``). Refuses, changing nothing, when two job rows share a name on different clusters
 or one savepoint path was recorded for one name on two clusters: the error names
 them, and an operator decides which row is right. It never deletes a row.
 
