@@ -212,7 +212,12 @@ def test_generation_only_grows(store: Store, epoch: int) -> None:
     store.jobs.update("orders", JobUpdate(state=JobLifecycle.UPGRADING), epoch=epoch)
     assert store.jobs.next_generation("orders", epoch=epoch).generation == 3
     assert store.jobs.next_generation("other", epoch=epoch).generation == 1
-    assert store.jobs.get("orders").generation == 3  # type: ignore[union-attr]
+    # Reserving two at once (the next job's and its rollback's): 4 and 5.
+    assert store.jobs.next_generation("orders", epoch=epoch, by=2).generation == 5
+    for by in (0, -1):
+        with pytest.raises(ValueError, match="only grow"):
+            store.jobs.next_generation("orders", epoch=epoch, by=by)
+    assert store.jobs.get("orders").generation == 5  # type: ignore[union-attr]
 
 
 def test_savepoint_history_newest_first_idempotent_current_and_disposable(

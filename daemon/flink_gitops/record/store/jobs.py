@@ -180,10 +180,16 @@ class JobWrites:
             name, attempts=int(row.attempts) + 1, last_error=text(error), next_attempt_at=next_attempt_at
         )
 
-    def next_generation(self, name: str) -> JobRecord:
-        """Bump the job's generation (it only grows, across lives too); returns the job with it."""
+    def next_generation(self, name: str, *, by: int = 1) -> JobRecord:
+        """Bump the job's generation by ``by`` (it only grows, across lives too); returns the job.
+
+        ``by`` > 1 reserves several at once (e.g. the next job's and its rollback's): the reserved
+        generations are ``generation - by + 1`` .. ``generation`` of the returned record.
+        """
+        if by < 1:
+            raise ValueError("generations only grow: by must be >= 1")
         row = self._row(name)
-        return self._set(name, generation=int(row.generation) + 1)
+        return self._set(name, generation=int(row.generation) + by)
 
     def tombstone(self, name: str) -> JobRecord:
         """Mark the job DELETED and clear its Flink job id; its row, specs and history stay. Idempotent."""
@@ -267,9 +273,11 @@ class Jobs:
         with self._db.fenced(f"cannot record failure of job {name}", epoch=epoch, lease=lease) as tx:
             return JobWrites(tx).record_failure(name, error=error, next_attempt_at=next_attempt_at)
 
-    def next_generation(self, name: str, *, epoch: int, lease: str = DEFAULT_LEASE) -> JobRecord:
+    def next_generation(self, name: str, *, epoch: int, lease: str = DEFAULT_LEASE, by: int = 1) -> JobRecord:
+        if by < 1:
+            raise ValueError("generations only grow: by must be >= 1")
         with self._db.fenced(f"cannot bump generation of job {name}", epoch=epoch, lease=lease) as tx:
-            return JobWrites(tx).next_generation(name)
+            return JobWrites(tx).next_generation(name, by=by)
 
     def tombstone(self, name: str, *, epoch: int, lease: str = DEFAULT_LEASE) -> JobRecord:
         with self._db.fenced(f"cannot tombstone job {name}", epoch=epoch, lease=lease) as tx:
