@@ -96,11 +96,11 @@ def test_open_migrates_to_head_and_schema_matches_tables(store: Store) -> None:
 
 def test_reopening_keeps_data_and_revision(store_target: StoreTarget) -> None:
     with store_target.open() as first:
-        lease = first.acquire_lease("a", ttl=3600)
+        lease = first.leases.acquire("a", ttl=3600)
         assert lease is not None
     with store_target.open() as second:
         assert second.schema_revision() == head_revision()
-        assert second.current_lease() is not None
+        assert second.leases.current() is not None
 
 
 def test_concurrent_first_opens_migrate_once(store_target: StoreTarget) -> None:
@@ -157,7 +157,7 @@ def test_open_store_default_is_private_sqlite_under_state_dir(tmp_path: Path) ->
     state = tmp_path / "state"
     with open_store(Settings(state_dir=state), clock=FakeClock()) as store:
         assert store.backend == "sqlite"
-        assert store.acquire_lease("me", ttl=1) is not None
+        assert store.leases.acquire("me", ttl=1) is not None
         assert sorted(p.name for p in state.iterdir()) == ["state.db", "state.db-shm", "state.db-wal"]
         for side in state.iterdir():
             assert stat.S_IMODE(side.stat().st_mode) == 0o600, side.name
@@ -198,16 +198,17 @@ def test_open_store_postgres_reads_systemd_credential(
         store=StoreConfig(url=postgres_database.url, password=SecretRef(credential="store-password")),
     )
     with open_store(settings) as store:
-        assert store.current_lease() is None
+        assert store.leases.current() is None
 
 
 CRASH_CHILD = """
 import hashlib, sys
 from datetime import UTC, datetime
-from flink_gitops.record.store import AuditRow, OperationState, Store
+from flink_gitops.record.store import AuditRow, JobUpdate, OperationState, Store
 
 store = Store.from_url(sys.argv[1])
-lease = store.acquire_lease("crasher", ttl=3600)
+lease = store.leases.acquire("crasher", ttl=3600)
+store.jobs.create("job", "default", epoch=lease.epoch)
 def build(seq, prev):
     ct = b"x" * 200 + seq.to_bytes(8, "big")
     digest = hashlib.sha256(prev + ct).digest()
@@ -215,9 +216,14 @@ def build(seq, prev):
     return AuditRow(seq, datetime.now(UTC), 1, None, b"a" * 32, None, nonce, ct, prev, digest)
 i = 0
 while True:
-    op = store.begin_operation("default", "job", "deploy", {"i": i}, epoch=lease.epoch, op_id=f"op-{i}")
+    name = "job" if i % 2 else None  # a job has one open operation at a time
+    op = store.operations.begin(name, "deploy", {"i": i}, epoch=lease.epoch, op_id=f"op-{i}")
     if i % 2:
-        store.finish_operation(op, OperationState.SUCCEEDED, {"i": i}, epoch=lease.epoch)
+        store.operations.advance(op.op_id, "run-sent", {"job_id": str(i)}, epoch=lease.epoch)
+        store.operations.finish(
+            op.op_id, OperationState.SUCCEEDED, {"i": i}, epoch=lease.epoch,
+            job=JobUpdate(flink_job_id=str(i)),
+        )
     row = store.append_audit(build)
     print(f"{i} {row.seq}", flush=True)
     i += 1
@@ -261,10 +267,15 @@ def test_sqlite_survives_sigkill_mid_burst(tmp_path: Path) -> None:
             prev = r.hash
         assert store.audit_head() == (len(rows), prev)
         for i, _ in committed:
-            op = store.get_operation(f"op-{i}")
+            op = store.operations.get(f"op-{i}")
             assert op is not None
             assert op.intent == {"i": i}
             if i % 2:
-                assert op.detail == {"i": i}
-        open_ids = {o.op_id for o in store.open_operations()}
+                assert op.detail == {"job_id": str(i), "i": i}
+                assert [s.step for s in op.steps] == ["begin", "run-sent", "succeeded"]
+        job = store.jobs.get("job")
+        assert job is not None
+        finished = [i for i, _ in committed if i % 2]
+        assert job.flink_job_id in {str(finished[-1]), str(finished[-1] + 2)}  # the outcome and the job agree
+        open_ids = {o.op_id for o in store.operations.open()}
         assert {f"op-{i}" for i, _ in committed if i % 2 == 0} <= open_ids

@@ -1,4 +1,4 @@
-"""The state store: job state, savepoint history, operations log, cycles, leader lease and audit rows.
+"""The state store: jobs, savepoint history, operations log, cycles, leases and audit rows.
 
 SQLite by default (``<state_dir>/state.db``), PostgreSQL for several replicas.
 Only this package imports SQLAlchemy and Alembic; everyone else gets frozen
@@ -12,9 +12,19 @@ SQLite a UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``, on PostgreSQL TIMESTAMPTZ);
 has the :class:`AuditKeyRow` field names (``params`` is JSON). There is no
 update or delete API for audit rows or keys.
 
-Modules: :mod:`.store` (the Store), :mod:`.engine` (URLs, connections,
-migrations), :mod:`.tables` (schema), :mod:`.records` (returned values),
-:mod:`.errors`. Neighbours: the audit trail, the reconciler, the CLI.
+API: one :class:`Store` per process, with an attribute per aggregate
+(``store.jobs``, ``store.snapshots``, ``store.operations``, ``store.cycles``,
+``store.leases``), ``store.unit(epoch=..., lease=...)`` for writes that land
+together, and the audit methods flat on the Store. Every write that acts on
+jobs is fenced by a named lease's epoch (keyword ``epoch``, and ``lease``,
+default ``"leader"``).
+
+Modules: :mod:`.store` (the Store facade and the audit rows), :mod:`.base`
+(transactions, fence), :mod:`.jobs`, :mod:`.snapshots`, :mod:`.operations`,
+:mod:`.cycles`, :mod:`.leases`, :mod:`.unit` (the aggregates),
+:mod:`.engine` (URLs, connections, migrations), :mod:`.tables` (schema),
+:mod:`.records` (returned values), :mod:`.errors`. Neighbours: the audit
+trail, the reconciler, the CLI.
 """
 
 from __future__ import annotations
@@ -25,33 +35,45 @@ from flink_gitops.clock import Clock
 from flink_gitops.record.store.errors import (
     AuditRowRejected,
     DuplicateAuditKey,
+    DuplicateOperation,
     FencedOut,
     InsecureStoreUrl,
+    JobConflict,
     LeaseLost,
+    MigrationRefused,
     OperationAlreadyFinished,
     SchemaTooNew,
     StoreError,
     StoreUnavailable,
     StoreWriteFailed,
+    UnknownJob,
     UnknownOperation,
     UnknownSavepoint,
 )
 from flink_gitops.record.store.records import (
+    DEFAULT_LEASE,
+    KEEP,
     ZERO_HASH,
     AuditKeyRow,
     AuditRow,
     CycleRecord,
     JobLifecycle,
     JobRecord,
+    JobUpdate,
+    Keep,
     Lease,
+    NewSavepoint,
     OperationRecord,
     OperationState,
+    OperationStep,
     SavepointRecord,
     SnapshotKind,
     SnapshotOrigin,
     SpecRecord,
+    cluster_lease,
 )
-from flink_gitops.record.store.store import KEEP, Keep, Store
+from flink_gitops.record.store.store import Store
+from flink_gitops.record.store.unit import UnitOfWork
 from flink_gitops.secrets import read_secret
 from flink_gitops.settings import Settings
 
@@ -74,6 +96,7 @@ def open_store(settings: Settings, *, clock: Clock | None = None) -> Store:
 
 
 __all__ = [
+    "DEFAULT_LEASE",
     "KEEP",
     "ZERO_HASH",
     "AuditKeyRow",
@@ -81,16 +104,22 @@ __all__ = [
     "AuditRowRejected",
     "CycleRecord",
     "DuplicateAuditKey",
+    "DuplicateOperation",
     "FencedOut",
     "InsecureStoreUrl",
+    "JobConflict",
     "JobLifecycle",
     "JobRecord",
+    "JobUpdate",
     "Keep",
     "Lease",
     "LeaseLost",
+    "MigrationRefused",
+    "NewSavepoint",
     "OperationAlreadyFinished",
     "OperationRecord",
     "OperationState",
+    "OperationStep",
     "SavepointRecord",
     "SchemaTooNew",
     "SnapshotKind",
@@ -100,7 +129,10 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoreWriteFailed",
+    "UnitOfWork",
+    "UnknownJob",
     "UnknownOperation",
     "UnknownSavepoint",
+    "cluster_lease",
     "open_store",
 ]

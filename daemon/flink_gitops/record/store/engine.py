@@ -23,7 +23,7 @@ Migrations live in ``migrations/`` inside this package and run programmatically
 on open, under the write lock (SQLite) or an advisory transaction lock
 (PostgreSQL), so two daemons starting together migrate once. A database stamped
 with a revision this code does not know raises :class:`SchemaTooNew`.
-Neighbours: :mod:`.store` (uses the engine), :mod:`.tables` (queries).
+Neighbours: :mod:`.base` and :mod:`.store` (use the engine), :mod:`.tables` (queries).
 """
 
 from __future__ import annotations
@@ -177,8 +177,9 @@ def schema_differences(conn: Connection, metadata: sa.MetaData) -> list[str]:
     return [repr(diff) for diff in compare_metadata(context, metadata)]
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to head, or raise SchemaTooNew if the database is ahead of this code."""
+def migrate(engine: Engine, target: str = "head") -> None:
+    """Bring the schema to head (or ``target``, for tests of a migration), or raise SchemaTooNew if
+    the database is ahead of this code. A migration that refuses (MigrationRefused) changes nothing."""
     cfg = _alembic_config()
     script = ScriptDirectory.from_config(cfg)
     try:
@@ -196,7 +197,7 @@ def migrate(engine: Engine) -> None:
                             f"({script.get_current_head()}); upgrade flink-gitops"
                         ) from exc
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, target)
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot open the state store: {describe_error(exc)}") from exc
 

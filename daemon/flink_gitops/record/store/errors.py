@@ -58,3 +58,19 @@ class OperationAlreadyFinished(StoreError, PermanentError):
 
 class UnknownSavepoint(StoreError, PermanentError):
     """No savepoint/checkpoint record with this id exists."""
+
+
+class MigrationRefused(StoreError, PermanentError):
+    """A schema migration found data it cannot carry over as is; nothing was changed."""
+
+
+class UnknownJob(StoreError, PermanentError):
+    """No job with this name is recorded (create it first)."""
+
+
+class JobConflict(StoreError, PermanentError):
+    """The job's recorded state does not allow this change (e.g. a new life for a job still alive)."""
+
+
+class DuplicateOperation(StoreError, PermanentError):
+    """An operation with this op id already exists with a different job, kind or intent."""

@@ -2,8 +2,10 @@
 
 Every datetime is timezone-aware UTC. JSON fields (specs, intents, details,
 counts, key params) are plain ``dict`` values that round-trip through JSON.
-Neighbours: :mod:`.store` (builds these from rows), the audit trail (builds
-:class:`AuditRow` / :class:`AuditKeyRow`), the reconciler (reads the rest).
+Neighbours: the aggregate modules (:mod:`.jobs`, :mod:`.snapshots`,
+:mod:`.operations`, :mod:`.cycles`, :mod:`.leases`) build these from rows; the
+audit trail builds :class:`AuditRow` / :class:`AuditKeyRow`; the reconciler
+reads the rest and builds :class:`JobUpdate` / :class:`NewSavepoint`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from flink_gitops.lifecycle import JobLifecycle as JobLifecycle  # re-exported: the store speaks it
 
@@ -45,30 +47,93 @@ class AuditKeyRow:
     params: dict[str, Any]  # opaque JSON (KDF salt/params, key ids...), no secrets
 
 
+class Keep(enum.Enum):
+    """Marker for "leave this field as it is" in :class:`JobUpdate` (None means clear it)."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
+
+#: the lease fenced writes check unless they name another (the one of a single-leader daemon).
+DEFAULT_LEASE: Final = "leader"
+
+
+def cluster_lease(cluster: str) -> str:
+    """The name of the lease that fences the writes and Flink side effects on ``cluster``."""
+    return f"cluster:{cluster}"
+
+
 @dataclass(frozen=True, slots=True)
 class SpecRecord:
-    """A spec as reconciled: its JSON, its hash and the Git commit it came from."""
+    """A spec as reconciled: its JSON, its hash, the Git commit it came from and its jar's digest.
+
+    ``jar_digest`` is a column beside the spec (``reconciled_jar_digest`` / ``stable_jar_digest``),
+    not a key inside the spec JSON; None for rows written before schema 0002.
+    """
 
     spec: dict[str, Any]
     hash: str
     commit: str | None
+    jar_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """What the store remembers about one job on one cluster."""
+    """What the store remembers about one job: one row per name, whatever cluster it runs on.
 
-    cluster: str
+    A removed job keeps its row as a tombstone (state DELETED); adding it again starts a new life
+    (a new ``uid``) on the same row, and ``generation`` keeps growing across lives. The planner's
+    ``RecordedJob`` is this plus ``Operations.open_by_job()`` (its open operation and the job id
+    that operation's recorded steps will run).
+    """
+
     name: str
+    #: this life's id (32 hex); the Flink job id is ``flink.ids.job_id_for(uid, generation)``.
+    uid: str
+    #: the cluster the job's current Flink job runs (or last ran) on.
+    cluster: str
     flink_job_id: str | None  # the current Flink job id (hex), if any
     state: JobLifecycle
     last_reconciled: SpecRecord | None
     last_stable: SpecRecord | None
-    generation: int  # bumped by next_generation(); feeds deterministic job ids
+    #: a spec hash that failed or was rolled back: not retried until the spec changes.
+    failed_hash: str | None
+    #: the current savepoint (or retained checkpoint) path: what a resume or recovery restores from.
+    savepoint: str | None
+    #: the spec file the job was last seen in.
+    file: str | None
+    generation: int  # bumped by next_generation(); only grows, across lives too
     attempts: int  # failed attempts since the last success
     next_attempt_at: datetime | None  # backoff: do not try before this
     last_error: str | None
+    created_at: datetime  # when this life began
     updated_at: datetime
+
+    @property
+    def deleted(self) -> bool:
+        return self.state is JobLifecycle.DELETED
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """A change to a job's row: fields left at KEEP stay as they are, None clears a field.
+
+    ``cluster`` moves the job (its row, specs and history stay). ``state`` cannot leave DELETED:
+    a tombstoned job comes back only through ``new_life``.
+    """
+
+    cluster: str | Keep = KEEP
+    state: JobLifecycle | Keep = KEEP
+    flink_job_id: str | Keep | None = KEEP
+    last_reconciled: SpecRecord | Keep | None = KEEP
+    last_stable: SpecRecord | Keep | None = KEEP
+    failed_hash: str | Keep | None = KEEP
+    savepoint: str | Keep | None = KEEP
+    file: str | Keep | None = KEEP
+    attempts: int | Keep = KEEP
+    next_attempt_at: datetime | Keep | None = KEEP
+    last_error: str | Keep | None = KEEP
 
 
 class SnapshotKind(enum.StrEnum):
@@ -88,12 +153,28 @@ class SnapshotOrigin(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class NewSavepoint:
+    """A completed savepoint/checkpoint to record (see ``Snapshots.record``)."""
+
+    name: str
+    path: str
+    kind: SnapshotKind
+    origin: SnapshotOrigin
+    flink_job_id: str | None = None
+    created_at: datetime | None = None  # default: now
+    #: also make it the job's current savepoint (``JobRecord.savepoint``), in the same transaction.
+    make_current: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SavepointRecord:
-    """One savepoint or retained checkpoint of a job."""
+    """One savepoint or retained checkpoint of a job (of one life of it)."""
 
     id: int
-    cluster: str
     name: str
+    #: the life that took it; None for history recorded before schema 0002 whose job row was gone.
+    uid: str | None
+    cluster: str  # where it was taken
     path: str
     kind: SnapshotKind
     origin: SnapshotOrigin
@@ -111,18 +192,37 @@ class OperationState(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class OperationStep:
+    """One recorded step of an operation: its name, the ids it merged in, when, under which epoch."""
+
+    step: str
+    detail: dict[str, Any]
+    at: datetime
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class OperationRecord:
-    """One entry of the operations log: an intent written before a side effect, then its outcome."""
+    """One entry of the operations log: an intent, the steps recorded before each side effect, an outcome.
+
+    ``detail`` is every step's ids merged (later steps win: trigger id, savepoint path, jar id, next
+    job id...); ``steps`` is the history in order, ``step`` the last one ("begin" until advanced, the
+    outcome's name once finished).
+    """
 
     op_id: str
+    name: str | None  # the job, if the operation acts on one
+    uid: str | None  # the life of that job when the operation began
     cluster: str | None
-    name: str | None
     kind: str
     intent: dict[str, Any]
     state: OperationState
-    detail: dict[str, Any] | None
-    epoch: int
+    step: str
+    detail: dict[str, Any]
+    steps: tuple[OperationStep, ...]
+    epoch: int  # the epoch that began it
     started_at: datetime
+    updated_at: datetime
     finished_at: datetime | None
 
 
@@ -141,12 +241,14 @@ class CycleRecord:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """The leader lease as held: epoch increments on every change of holder."""
+    """A named lease as held: its epoch increments on every acquisition of a free (expired or
+    released) lease, so each tenure has its own epoch."""
 
+    name: str
     holder: str
     epoch: int
-    acquired_at: datetime  # when this holder took it (kept across renewals)
+    acquired_at: datetime  # when this tenure began (kept across renewals)
     expires_at: datetime
-    #: the length asked for, seconds; renew_lease() reuses it. Not stored: current_lease() gives
+    #: the length asked for, seconds; renew() reuses it. Not stored: current() gives
     #: expires_at - acquired_at, which each renewal stretches (renew a lease you acquired, not that).
     ttl_s: float

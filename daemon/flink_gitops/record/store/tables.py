@@ -4,7 +4,7 @@ Keep in step with the newest migration in ``migrations/versions``; a test
 compares the two. Times go through :class:`UtcDateTime`: TIMESTAMP WITH TIME
 ZONE on PostgreSQL, and on SQLite a fixed-width UTC text
 (``YYYY-MM-DD HH:MM:SS.ffffff``) that sorts as it compares. Neighbours:
-:mod:`.store` (queries), :mod:`.engine` (migrates).
+the aggregate modules (queries), :mod:`.engine` (migrates).
 """
 
 from __future__ import annotations
@@ -77,24 +77,33 @@ audit_keys = sa.Table(
     sa.Column("params", Json, nullable=False),
 )
 
+# One row per job name (global), whatever cluster it is on; a removed job's row is a tombstone.
 jobs = sa.Table(
     "jobs",
     metadata,
-    sa.Column("cluster", sa.String(253), primary_key=True),
-    sa.Column("name", sa.String(253), primary_key=True),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("uid", sa.String(32), nullable=False),
+    sa.Column("cluster", sa.String(253), nullable=False),
     sa.Column("flink_job_id", sa.String(64), nullable=True),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("reconciled_spec", Json, nullable=True),
     sa.Column("reconciled_hash", sa.String(128), nullable=True),
     sa.Column("reconciled_commit", sa.String(64), nullable=True),
+    sa.Column("reconciled_jar_digest", sa.String(128), nullable=True),
     sa.Column("stable_spec", Json, nullable=True),
     sa.Column("stable_hash", sa.String(128), nullable=True),
     sa.Column("stable_commit", sa.String(64), nullable=True),
+    sa.Column("stable_jar_digest", sa.String(128), nullable=True),
+    sa.Column("failed_hash", sa.String(128), nullable=True),
+    sa.Column("savepoint", sa.Text, nullable=True),
+    sa.Column("file", sa.Text, nullable=True),
     sa.Column("generation", sa.BigInteger, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UtcDateTime, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("name", name="pk_jobs"),
 )
 
 savepoints = sa.Table(
@@ -103,6 +112,7 @@ savepoints = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("cluster", sa.String(253), nullable=False),
     sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("uid", sa.String(32), nullable=True),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("origin", sa.String(16), nullable=False),
@@ -110,7 +120,7 @@ savepoints = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("disposed", sa.Boolean, nullable=False),
     sa.Column("disposed_at", UtcDateTime, nullable=True),
-    sa.UniqueConstraint("cluster", "name", "path", name="uq_savepoints_job_path"),
+    sa.UniqueConstraint("name", "path", name="uq_savepoints_name_path"),
 )
 
 operations = sa.Table(
@@ -119,12 +129,16 @@ operations = sa.Table(
     sa.Column("op_id", sa.String(64), primary_key=True),
     sa.Column("cluster", sa.String(253), nullable=True),
     sa.Column("name", sa.String(253), nullable=True),
+    sa.Column("uid", sa.String(32), nullable=True),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("intent", Json, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
     sa.Column("detail", Json, nullable=True),
+    sa.Column("steps", Json, nullable=False),
     sa.Column("epoch", sa.BigInteger, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("finished_at", UtcDateTime, nullable=True),
 )
 
@@ -140,11 +154,12 @@ cycles = sa.Table(
     sa.Column("detail", sa.Text, nullable=True),
 )
 
-# Exactly one row (name = 'leader'); holder NULL while nobody holds it.
+# One row per named lease ('leader' always exists; others appear on first acquisition);
+# holder NULL while nobody holds it.
 lease = sa.Table(
     "lease",
     metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(253), primary_key=True),
     sa.Column("holder", sa.String(253), nullable=True),
     sa.Column("epoch", sa.BigInteger, nullable=False),
     sa.Column("acquired_at", UtcDateTime, nullable=True),
@@ -154,7 +169,8 @@ lease = sa.Table(
 sa.Index("ix_audit_records_recorded_at", audit_records.c.recorded_at)
 sa.Index("ix_audit_records_job_tag", audit_records.c.job_tag)
 sa.Index("ix_audit_records_action_tag", audit_records.c.action_tag)
-sa.Index("ix_savepoints_job", savepoints.c.cluster, savepoints.c.name, savepoints.c.created_at)
+sa.Index("ix_jobs_cluster", jobs.c.cluster)
+sa.Index("ix_savepoints_name", savepoints.c.name, savepoints.c.created_at)
 sa.Index("ix_operations_state", operations.c.state, operations.c.started_at)
-sa.Index("ix_operations_job", operations.c.cluster, operations.c.name, operations.c.started_at)
+sa.Index("ix_operations_name", operations.c.name, operations.c.started_at)
 sa.Index("ix_cycles_started_at", cycles.c.started_at)
