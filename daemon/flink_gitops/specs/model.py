@@ -32,6 +32,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from flink_gitops.specs.errors import quote
+
 
 class Change(IntEnum):
     """How much a change to a field disturbs the running job (ordered; several changes take the max).
@@ -75,7 +77,7 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 def _dns_label(value: str) -> str:
     if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a lowercase DNS label (RFC 1123): use a-z, 0-9 and '-', "
+            f"{quote(value)} is not a lowercase DNS label (RFC 1123): use a-z, 0-9 and '-', "
             "start and end with a letter or digit, at most 63 characters"
         )
     return value
@@ -87,7 +89,8 @@ DnsLabel = Annotated[
     WithJsonSchema({"type": "string", "pattern": DNS_LABEL_PATTERN, "maxLength": 63}),
 ]
 
-_DURATION = re.compile(r"(\d+)\s*([smhd])")
+#: the model and the JSON Schema accept the same text: ASCII digits and a unit, nothing around them.
+_DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DURATION_PATTERN = r"^[0-9]+[smhd]$"
 
@@ -101,9 +104,11 @@ def parse_duration(value: object) -> object:
             raise ValueError("a duration cannot be negative")
         return value
     if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip())
+        match = _DURATION.fullmatch(value)
         if match is None:
-            raise ValueError(f"{value!r} is not a duration: write a whole number and s, m, h or d (e.g. 7d)")
+            raise ValueError(
+                f"{quote(value)} is not a duration: write a whole number and s, m, h or d (e.g. 7d)"
+            )
         return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     raise ValueError("a duration is a number of seconds or text like 90s, 5m, 12h, 7d")
 
@@ -124,12 +129,12 @@ def _cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5:
         raise ValueError(
-            f"a schedule is a 5-field cron expression (minute hour day month weekday), got {value!r}"
+            f"a schedule is a 5-field cron expression (minute hour day month weekday), got {quote(value)}"
         )
     try:
         CronTrigger.from_crontab(value, timezone="UTC")
     except Exception as exc:  # any refusal by the parser means an invalid expression
-        raise ValueError(f"invalid cron expression {value!r}: {exc}") from exc
+        raise ValueError(f"invalid cron expression {quote(value)}: {quote(str(exc), 120)}") from exc
     return " ".join(fields)
 
 
