@@ -57,7 +57,8 @@ def test_deep_nesting_is_refused_without_recursion_error() -> None:
 def test_nesting_just_past_the_limit_is_refused_by_our_check() -> None:
     ok = b"a: " + b"[" * 31 + b"1" + b"]" * 31 + b"\n"
     docs, problems = parse_documents(ok, "ok.yaml", SpecLimits(max_depth=32))
-    assert problems == [] and len(docs) == 1
+    assert problems == []
+    assert len(docs) == 1
     deep = b"a: " + b"[" * 32 + b"1" + b"]" * 32 + b"\n"
     _docs, problems = parse_documents(deep, "deep.yaml", SpecLimits(max_depth=32))
     assert [(p.file, p.line, p.message) for p in problems] == [

@@ -61,8 +61,8 @@ class Problem:
         return self.severity == "error"
 
     def where(self) -> str:
-        """``file:line:col`` (the parts that are known)."""
-        out = self.file
+        """``file:line:col`` (the parts that are known); a file name with control characters escaped."""
+        out = self.file if self.file.isprintable() else repr(self.file)[1:-1]
         if self.line is not None:
             out += f":{self.line}"
             if self.col is not None:
