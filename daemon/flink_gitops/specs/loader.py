@@ -459,7 +459,7 @@ class SpecLoader:
     def _find_repo_jar(self, tree: Tree, rel: str) -> tuple[TreeEntry | None, str | None]:
         entry = tree.get(rel)
         if entry is None:
-            return None, f"jar {rel} not found in the repository"
+            return None, f"jar {shown(rel, 80)} not found in the repository"
         target, why = self._resolve(tree, entry)
         return target, (f"jarURI {quote(rel, 80)}: {why}" if why else None)
 
@@ -511,7 +511,7 @@ class SpecLoader:
                         None,
                         [
                             problem(
-                                f"jarURI {quote(uri, 80)}: a {quote(scheme)}:// URI needs an absolute path"
+                                f"jarURI {quote(uri, 80)}: a {shown(scheme)}:// URI needs an absolute path"
                             )
                         ],
                     )
@@ -542,13 +542,13 @@ class SpecLoader:
             found = self._load_jars[rel] = self._find_repo_jar(tree, rel)
         target, why = found
         if target is None:
-            return None, None, [problem(why or f"jar {rel} not found in the repository")]
+            return None, None, [problem(why or f"jar {shown(rel, 80)} not found in the repository")]
         sha = self._repo_jar_sha(tree, target)
         if sha is None:
             return None, None, [problem(f"jar {target.path} cannot be read")]
         used_jars.add(target.blob)
         if pin is not None and pin != sha:
-            return None, None, [problem(f"jarSha256 does not match {rel}: the file's SHA-256 is {sha}")]
+            return None, None, [problem(f"jarSha256 does not match {shown(rel, 80)}: the file's SHA-256 is {sha}")]
         return JarRef("repo", target.path, sha), jar_digest_of(sha), []
 
     def _host_jar(
