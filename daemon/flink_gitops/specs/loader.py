@@ -548,7 +548,11 @@ class SpecLoader:
             return None, None, [problem(f"jar {target.path} cannot be read")]
         used_jars.add(target.blob)
         if pin is not None and pin != sha:
-            return None, None, [problem(f"jarSha256 does not match {shown(rel, 80)}: the file's SHA-256 is {sha}")]
+            return (
+                None,
+                None,
+                [problem(f"jarSha256 does not match {shown(rel, 80)}: the file's SHA-256 is {sha}")],
+            )
         return JarRef("repo", target.path, sha), jar_digest_of(sha), []
 
     def _host_jar(
