@@ -424,7 +424,7 @@ class SpecLoader:
             return None
         found = tree.get(self.spec_dir)
         if found is None:
-            why = "does not exist in this revision (or holds no files)"
+            why = "has no files in this revision (missing or empty)"
         elif found.kind == "unreadable":
             why = found.error or "cannot be read"
         else:
