@@ -126,6 +126,16 @@ def test_a_spec_dir_below_an_unreadable_directory_is_a_usage_error(drop: list[st
     assert "'locked/specs' cannot be looked at (Permission denied)" in run.err
 
 
+def test_an_unreadable_file_that_is_no_spec_is_not_an_error(drop: list[str], top: Path) -> None:
+    repo = _repo(top)
+    for name in ("README.md", "artifacts/unused.jar"):
+        (repo / name).write_text("x")
+        (repo / name).chmod(0)
+    run = _validate(drop, top, str(repo))
+    assert run.code == 0, run.out
+    assert run.out.splitlines() == ["1 job(s) valid, 0 invalid; 0 error(s), 0 warning(s) in 1 file(s)"]
+
+
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare(1) on this machine")
 def test_in_a_user_namespace_too(top: Path) -> None:
     """The other mechanism: an unprivileged user namespace (the overflow uid, no capabilities)."""

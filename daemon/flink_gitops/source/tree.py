@@ -42,6 +42,8 @@ class TreeEntry:
     size: int
     #: for an ``unreadable`` entry: why (e.g. "cannot read file: Permission denied"); None otherwise.
     error: str | None = None
+    #: for an ``unreadable`` entry: it is (or, not even stat-able, may be) a directory.
+    maybe_dir: bool = False
 
 
 class Tree(Protocol):
@@ -124,8 +126,8 @@ class DirectoryTree:
         full = os.path.join(self._root, rel)
         try:
             st = os.lstat(full)
-        except OSError as exc:
-            return None if exc.errno in _ABSENT else _unreadable(rel, exc)
+        except OSError as exc:  # its type is unknown too: it may be a directory
+            return None if exc.errno in _ABSENT else _unreadable(rel, exc, maybe_dir=True)
         try:
             if stat.S_ISLNK(st.st_mode):
                 target = os.fsencode(os.readlink(full))
@@ -168,7 +170,7 @@ class DirectoryTree:
         found += denied
         for rel in sorted(found):
             exc = denied.get(rel)
-            entry = _unreadable(rel, exc, directory=True) if exc is not None else self._entry(rel)
+            entry = _unreadable(rel, exc, directory=True, maybe_dir=True) if exc else self._entry(rel)
             if entry is not None:
                 yield entry
 
@@ -204,6 +206,6 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def _unreadable(rel: str, exc: OSError, *, directory: bool = False) -> TreeEntry:
+def _unreadable(rel: str, exc: OSError, *, directory: bool = False, maybe_dir: bool = False) -> TreeEntry:
     what = "directory" if directory else "file"
-    return TreeEntry(rel, "", "unreadable", 0, f"cannot read {what}: {_reason(exc)}")
+    return TreeEntry(rel, "", "unreadable", 0, f"cannot read {what}: {_reason(exc)}", maybe_dir)

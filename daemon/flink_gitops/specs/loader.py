@@ -407,11 +407,11 @@ class SpecLoader:
         return current, None
 
     def _spec_entries(self, tree: Tree) -> list[TreeEntry]:
-        """Spec files below the spec directory, and every unreadable directory or file (which could
+        """Spec files below the spec directory, and every directory that could not be read (it may
         hold specs); hidden paths (a part starting with ".") skipped."""
         out = []
         for entry in tree.entries(self.spec_dir):
-            if entry.kind != "unreadable" and not entry.path.endswith(SPEC_SUFFIXES):
+            if not (entry.path.endswith(SPEC_SUFFIXES) or (entry.kind == "unreadable" and entry.maybe_dir)):
                 continue
             if any(part.startswith(".") and part != "." for part in entry.path.split("/")):
                 continue
