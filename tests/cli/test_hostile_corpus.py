@@ -250,7 +250,7 @@ def test_plan_of_a_pr_adding_the_whole_corpus(plan_runs: tuple[dict[str, Run], d
     assert all(p["new"] for p in report["fileProblems"])  # none of them was in main
     assert jobs["good"]["status"] == "unchanged"
     markdown = runs["all/markdown"].out
-    assert "**Files with errors in the head revision (nothing in them is applied):**" in markdown
+    assert "**Problems in files of the head revision (no job applied from them):**" in markdown
     assert "No job changes." not in markdown
 
 
@@ -281,14 +281,17 @@ def test_plan_of_a_pr_breaking_a_jobs_file_says_why_it_is_left_as_is(
     text.assert_clean()
     assert text.code == 1
     lines = text.out.splitlines()
-    row = lines.index(f"! good: invalid  [jobs/good.yaml] — {note}")
-    assert lines[row + 1].startswith("    jobs/good.yaml")
-    assert (case.expect or "") in lines[row + 1]
+    at = lines.index(f"! good: invalid  [jobs/good.yaml] — {note}")
+    assert lines[at + 1].startswith("    jobs/good.yaml")
+    assert (case.expect or "") in lines[at + 1]
 
     markdown = runs[f"break-{case.id}/markdown"]
     markdown.assert_clean()
     assert markdown.code == 1
-    assert f"| ! | `good` | **invalid** | _{note}_ | `jobs/good.yaml` |" in markdown.out
+    row = next(line for line in markdown.out.splitlines() if line.startswith("| ! | `good` |"))
+    assert row.startswith(f"| ! | `good` | **invalid** | _{note}_<br>`jobs/good.yaml")  # the reason, inline
+    assert row.endswith(" | `jobs/good.yaml` |")
+    assert (case.expect or "") in row
     details = markdown.out.split("<details><summary>Problems</summary>", 1)[1]
     assert (case.expect or "") in details
 

@@ -123,7 +123,7 @@ def render_markdown(diffs: list[JobDiff], base: str, head: str, problems: HeadPr
     shown = [d for d in diffs if d.status != "unchanged"]
     if problems.files:
         # visible, not folded: these files apply nothing and no job row says so
-        out += ["**Files with errors in the head revision (nothing in them is applied):**", "", "```"]
+        out += ["**Problems in files of the head revision (no job applied from them):**", "", "```"]
         out += [problems.describe(p) for p in problems.files]
         out += ["```", ""]
     if not shown:
@@ -137,6 +137,10 @@ def render_markdown(diffs: list[JobDiff], base: str, head: str, problems: HeadPr
         )
         if d.note:
             fields = f"{fields}<br>_{_md(d.note)}_" if fields else f"_{_md(d.note)}_"
+        first_error = next((p for p in d.problems if p.is_error), None)
+        if d.status == "invalid" and first_error is not None:
+            more = len([p for p in d.problems if p.is_error]) - 1
+            fields += f"<br>`{_md(str(first_error))}`" + (f" (and {more} more)" if more else "")
         file = _md(d.file or "")
         out.append(f"| {_SIGN[d.status]} | `{d.name}` | **{_headline(d)}** | {fields} | `{file}` |")
     job_problems = [p for d in shown for p in d.problems]
