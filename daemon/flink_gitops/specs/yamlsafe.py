@@ -225,7 +225,7 @@ class _Builder:
             tag = _T + "str"
         construct = _SCALARS.get(tag)
         if construct is None:
-            raise _Stop(f"unsupported YAML tag {quote(tag)}", pos)
+            raise _Stop(f"unsupported YAML tag {quote(tag, 80)}", pos)
         if tag == _STR_TAG:
             self.add(event.value, 1, 0, pos, event.anchor)
             return
@@ -281,11 +281,11 @@ def parse_documents(data: bytes, file: str, limits: SpecLimits) -> tuple[list[Ya
                 builder.end_collection()
             elif kind is yaml.MappingStartEvent:
                 if event.tag not in _MAP_TAGS:
-                    raise _Stop(f"unsupported YAML tag {quote(event.tag)}", _pos(event.start_mark))
+                    raise _Stop(f"unsupported YAML tag {quote(event.tag, 80)}", _pos(event.start_mark))
                 builder.start_collection({}, event.anchor, _pos(event.start_mark))
             elif kind is yaml.SequenceStartEvent:
                 if event.tag not in _SEQ_TAGS:
-                    raise _Stop(f"unsupported YAML tag {quote(event.tag)}", _pos(event.start_mark))
+                    raise _Stop(f"unsupported YAML tag {quote(event.tag, 80)}", _pos(event.start_mark))
                 builder.start_collection([], event.anchor, _pos(event.start_mark))
             elif kind is yaml.AliasEvent:
                 builder.alias(event)
