@@ -3,7 +3,10 @@
 Every field states its unit and default. Secrets are never inline: they are
 :class:`~flink_gitops.secrets.SecretRef` (a file or a systemd credential).
 Environment variables override the file: ``FLINK_GITOPS_<FIELD>``, nested
-with ``__`` (``FLINK_GITOPS_GIT__REF=release``). With no file at all the
+with ``__`` (``FLINK_GITOPS_GIT__REF=release``); a mapping or list is given as JSON
+(``FLINK_GITOPS_CLUSTERS='{"prod": {"url": "https://flink:8081"}}'``), and a value
+that does not parse is a :class:`ConfigError` naming the variable, never quoting
+its value (it could hold a secret). With no file at all the
 embedded defaults apply: SQLite under ``state_dir`` and one local cluster
 ``default`` on http://127.0.0.1:8081; ``git.url`` has no default (the daemon
 needs one; ``demo`` and ``validate`` read a directory instead).
@@ -13,12 +16,15 @@ Each area owns its section model here; neighbours read only their section.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from flink_gitops.errors import ConfigError
 from flink_gitops.secrets import SecretRef
@@ -281,6 +287,64 @@ def load_settings(path: Path | None) -> Settings:
         data = loaded
     try:
         return Settings(**data)
+    except SettingsError as exc:
+        raise ConfigError(_env_parse_error(exc)) from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(_config_problem(err["loc"], err["msg"]) for err in exc.errors())
         raise ConfigError(f"{path or 'environment'}: invalid config: {problems}") from exc
+
+
+ENV_PREFIX = "FLINK_GITOPS_"
+_FIELD_IN_MESSAGE = re.compile(r'field "([^"]+)"')
+
+
+def _env_overrides() -> dict[tuple[str, ...], str]:
+    """FLINK_GITOPS_* variable names by the settings path they set (lower case, split at ``__``)."""
+    out: dict[tuple[str, ...], str] = {}
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX) and name.upper() != "FLINK_GITOPS_CONFIG":
+            out[tuple(name[len(ENV_PREFIX) :].lower().split("__"))] = name
+    return out
+
+
+def _env_var_for(loc: tuple[int | str, ...]) -> str | None:
+    """The variable that set ``loc`` (or a section containing it), if one did."""
+    wanted = tuple(str(p).lower() for p in loc)
+    for key, name in sorted(_env_overrides().items(), key=lambda kv: -len(kv[0])):
+        if wanted[: len(key)] == key:
+            return name
+    return None
+
+
+def _config_problem(loc: tuple[int | str, ...], msg: str) -> str:
+    var = _env_var_for(loc)
+    where = ".".join(str(p) for p in loc)
+    return f"{where}: {msg}" + (f" (set by {var})" if var else "")
+
+
+def _env_parse_error(exc: SettingsError) -> str:
+    """Which variable holds a value pydantic-settings could not parse (JSON for mappings and lists)."""
+    found = _FIELD_IN_MESSAGE.search(str(exc))
+    field = found.group(1) if found else None
+    candidates = [
+        name for key, name in sorted(_env_overrides().items()) if field is None or key[0] == field.lower()
+    ]
+    # a mapping or list is JSON: blame first the values that look like it
+    looks_json = [n for n in candidates if os.environ[n].lstrip().startswith(("{", "["))]
+    reasons: list[str] = []
+    for name in looks_json or candidates:
+        try:
+            json.loads(os.environ[name])
+        except json.JSONDecodeError as err:  # its msg and pos never quote the value
+            reasons.append(f"{name}: not valid JSON ({err.msg} at character {err.pos})")
+        except ValueError:
+            reasons.append(f"{name}: not valid JSON")
+    if not reasons:
+        names = ", ".join(candidates) or f"a {ENV_PREFIX}* variable"
+        reasons.append(f"{names}: value cannot be parsed")
+    section = f" for {field!r}" if field else ""
+    return (
+        f"environment: invalid config{section}: "
+        + "; ".join(reasons)
+        + " (mappings and lists are given as JSON)"
+    )

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from flink_gitops.cli import main
 from flink_gitops.cli.demo import _record_run
 from flink_gitops.record.audit import AuditEvent
+from flink_gitops.settings import load_settings
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import SpecLoader
 from tests.fixtures.flink import jvms_mentioning
@@ -102,7 +103,10 @@ def test_demo_records_into_its_own_trail_whatever_the_environment_configures(
     monkeypatch.setenv("FLINK_GITOPS_AUDIT__HEAD_FILE", str(production / "audit.head"))
     state = tmp_path / "state"
     event = AuditEvent(action="demo.run", actor="demo-test", cluster="default", outcome="succeeded")
-    assert _record_run(state, event) == "audit record #1 written; chain of 1 record(s) intact"
+    assert (
+        _record_run(load_settings(None), state, event)
+        == "audit record #1 written; chain of 1 record(s) intact"
+    )
     assert (state / "state.db").is_file()
     assert (state / "audit.key").is_file()
     assert (state / "audit.head").is_file()

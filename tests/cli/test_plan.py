@@ -63,7 +63,8 @@ def _plan(repo: Path, output: str) -> str:
         ["plan", "--repo", str(repo), "--base", "main", "--head", "pr", "--output", output],
         catch_exceptions=False,
     )
-    assert result.exit_code == 0, result.output
+    # the pull request breaks inventory-sync: the head has an error, so the plan fails
+    assert result.exit_code == 1, result.output
     return result.output
 
 
@@ -87,13 +88,18 @@ def test_plan_json_lists_every_job_with_its_class_and_fields(pr_repo: Path) -> N
     # an invalid spec is reported and left as is, never treated as removed
     assert jobs["inventory-sync"]["status"] == "invalid"
     assert any("spec.job.colour: unknown field" in p for p in jobs["inventory-sync"]["problems"])
+    assert report["ok"] is False
+    assert report["errors"] == 1
+    assert report["fileProblems"] == []  # the one error is carried by its job
 
 
 def test_plan_text(pr_repo: Path) -> None:
     out = _plan(pr_repo, "text")
     assert out.startswith("Plan ")
     assert "1 changed" not in out.splitlines()[0]  # two jobs changed
-    assert "2 changed, 1 added, 1 removed, 1 invalid, 1 unchanged" in out.splitlines()[0]
+    assert out.splitlines()[0].endswith(
+        "2 changed, 1 added, 1 removed, 1 invalid, 1 unchanged; 1 error(s) in the head revision (1 new)"
+    )
     assert "~ orders-enricher: changed (scale)  [jobs/orders-enricher.yaml]" in out
     assert "    spec.job.parallelism: 2 → 4  (changed, scale)" in out
     assert "- daily-report: removed" in out

@@ -28,7 +28,7 @@ from flink_gitops.flink.local import DEFAULT_VERSION, LocalFlinkCluster, ensure_
 from flink_gitops.record.audit import AuditEvent, AuditTrail, cli_actor, verify_trail
 from flink_gitops.record.keys import ensure_key_file
 from flink_gitops.record.store import open_store
-from flink_gitops.settings import AuditConfig, StoreConfig, load_settings
+from flink_gitops.settings import AuditConfig, Settings, StoreConfig, load_settings
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import DesiredState, SpecLoader
 
@@ -76,14 +76,14 @@ def _print_specs(state: DesiredState, repo: Path) -> None:
     )
 
 
-def _record_run(state_dir: Path, event: AuditEvent) -> str:
+def _record_run(base: Settings, state_dir: Path, event: AuditEvent) -> str:
     """Append ``event`` to the demo's audit trail (SQLite + key file under ``state_dir``); verify it.
 
     The store and audit sections are the demo's own whatever ``FLINK_GITOPS_STORE__*`` /
     ``FLINK_GITOPS_AUDIT__*`` say: a demo run never writes into a configured (production) trail.
     """
     key_file = state_dir / "audit.key"
-    settings = load_settings(None).model_copy(
+    settings = base.model_copy(
         update={"state_dir": state_dir, "store": StoreConfig(), "audit": AuditConfig(key_file=key_file)}
     )
     if ensure_key_file(key_file):
@@ -115,6 +115,7 @@ def _record_run(state_dir: Path, event: AuditEvent) -> str:
 def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: str) -> None:
     """Start a local Flink session cluster, load the example repository, show what would be managed."""
     started = time.monotonic()
+    base = load_settings(None)  # first: a bad FLINK_GITOPS_* override fails before Flink starts
     click.echo(f"Ensuring Flink {flink_version} (installed once into the cache) ...")
     home = ensure_flink(flink_version)
     click.echo(f"  FLINK_HOME {home}")
@@ -152,7 +153,7 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
             outcome="succeeded",
             details={"flink_version": version, "valid_jobs": valid, "rest_url": cluster.rest_url},
         )
-        click.echo(f"  {_record_run(state_dir, event)}")
+        click.echo(f"  {_record_run(base, state_dir, event)}")
         click.echo(
             f"Summary: Flink {version} with {overview.taskmanagers} TaskManager(s) and "
             f"{overview.slots_total} slot(s); {valid} job spec(s) valid; {time.monotonic() - started:.1f} s"

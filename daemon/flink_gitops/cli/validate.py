@@ -1,6 +1,8 @@
 """`flink-gitops validate [PATH]`: check a directory of job specs, for CI on pull requests.
 
-Exit 0 when every spec is valid (warnings allowed), 1 when there is any error.
+Exit 0 when every spec is valid (warnings allowed), 1 when there is any error
+(an unreadable file or directory is one), 2 when nothing could be checked (the
+spec directory is missing or not a directory, invalid config).
 Output: ``path:line:col: error: message`` (text), JSON, or GitHub Actions
 annotations (``--output github``). Cluster names are checked against the
 config only when ``--config`` is given (CI usually has no daemon config).
@@ -9,14 +11,16 @@ Neighbours: ``specs.loader`` (does the work), ``source.tree.DirectoryTree``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
 
 import click
 
 from flink_gitops.cli import settings_from
-from flink_gitops.source.tree import DirectoryTree
+from flink_gitops.source.tree import DirectoryTree, normalise
 from flink_gitops.specs.errors import Problem
 from flink_gitops.specs.loader import DesiredJob, DesiredState, SpecLoader
 
@@ -80,6 +84,30 @@ def as_json(state: DesiredState, root: Path) -> dict[str, object]:
     }
 
 
+def _check_spec_dir(root: Path, spec_dir: str, source: str) -> None:
+    """A usage error unless ``spec_dir`` is a real directory inside ``root`` (as a commit would have it)."""
+    rel = normalise(spec_dir)
+    shown = repr(spec_dir) if len(spec_dir) <= 80 else repr(spec_dir[:80]) + "…"
+    if rel is None:
+        raise click.BadParameter(f"{shown} leaves {root}", param_hint=source)
+    if not rel:
+        return
+    try:
+        st = os.lstat(root / rel)
+    except OSError as exc:
+        why = "does not exist" if exc.errno == errno.ENOENT else f"cannot be looked at ({exc.strerror})"
+    else:
+        if stat.S_ISDIR(st.st_mode):
+            return  # an unreadable one is reported by the load, with every other problem
+        kind = (
+            "a symlink (a commit would not walk through it)"
+            if stat.S_ISLNK(st.st_mode)
+            else "not a directory"
+        )
+        why = f"is {kind}"
+    raise click.BadParameter(f"{shown} {why} in {root}", param_hint=source)
+
+
 @click.command()
 @click.argument("path", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -94,11 +122,16 @@ def as_json(state: DesiredState, root: Path) -> dict[str, object]:
 )
 @click.pass_context
 def validate(ctx: click.Context, path: Path, spec_dir: str | None, output: str) -> None:
-    """Validate the job specs under PATH (a checkout or any directory with specs)."""
+    """Validate the job specs under PATH (a checkout or any directory with specs).
+
+    Exit status: 0 valid (warnings allowed), 1 errors found, 2 nothing checked (bad --dir, config).
+    """
     settings = settings_from(ctx)
     explicit_config = ctx.find_root().params.get("config") is not None
+    directory = spec_dir if spec_dir is not None else settings.git.path
+    _check_spec_dir(path, directory, "--dir" if spec_dir is not None else "git.path")
     loader = SpecLoader(
-        spec_dir if spec_dir is not None else settings.git.path,
+        directory,
         limits=settings.spec_limits,
         artifact_roots=settings.artifact_roots,
         clusters=set(settings.clusters) if explicit_config else None,

@@ -1,4 +1,4 @@
-"""Errors of the Git source: one distinct type per fault a poll can meet.
+"""Errors of the Git source (one distinct type per fault a poll can meet) and of reading a tree.
 
 Every type derives from :class:`SourceError` and from either
 :class:`~flink_gitops.errors.TemporaryError` (a later poll may succeed without
@@ -67,3 +67,12 @@ class CacheCorruptedError(SourceError, TemporaryError):
 
 class GitCommandError(SourceError, TemporaryError):
     """A git command failed for a reason none of the other types describe."""
+
+
+class UnreadableError(SourceError, PermanentError):
+    """A file of a working directory exists but cannot be read (permissions, I/O error)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: cannot read: {reason}")
+        self.path = path
+        self.reason = reason

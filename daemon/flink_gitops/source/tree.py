@@ -5,11 +5,15 @@ walks a :class:`Tree`. ``DirectoryTree`` serves a working directory (for
 ``validate`` on a checkout); ``source.git.GitTree`` serves a commit. Every entry
 carries a content id (the Git blob SHA; in a working directory, the same SHA-1
 computed from the file), so a loader can skip re-parsing files whose content id did not
-change between two revisions.
+change between two revisions. A working directory can hold what a commit cannot: a file or
+directory we may not read. ``DirectoryTree`` lists it as an ``unreadable`` entry (with the reason)
+instead of skipping it, and ``read`` raises :class:`~flink_gitops.source.errors.UnreadableError`,
+so the loader reports it as an error naming the path.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -18,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-EntryKind = Literal["file", "symlink"]
+from flink_gitops.source.errors import UnreadableError
+
+#: "unreadable": a file or directory of a working directory that we may not read (never in a commit).
+EntryKind = Literal["file", "symlink", "unreadable"]
+#: lstat errors that mean "nothing there" rather than "cannot look".
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,10 @@ class TreeEntry:
     blob: str
     kind: EntryKind
     size: int
+    #: for an ``unreadable`` entry: why (e.g. "cannot read file: Permission denied"); None otherwise.
+    error: str | None = None
+    #: for an ``unreadable`` entry: it is (or, not even stat-able, may be) a directory.
+    maybe_dir: bool = False
 
 
 class Tree(Protocol):
@@ -48,7 +61,10 @@ class Tree(Protocol):
         ...
 
     def read(self, path: str) -> bytes:
-        """Content of a file (for a symlink: its target path as bytes). KeyError if absent."""
+        """Content of a file (for a symlink: its target path as bytes).
+
+        KeyError if absent; UnreadableError if it exists but cannot be read.
+        """
         ...
 
 
@@ -110,18 +126,21 @@ class DirectoryTree:
         full = os.path.join(self._root, rel)
         try:
             st = os.lstat(full)
-        except OSError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            target = os.fsencode(os.readlink(full))
-            return TreeEntry(rel, git_blob_sha(target), "symlink", len(target))
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        cached = self._blob_cache.get(rel)
-        if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
-            return TreeEntry(rel, cached[2], "file", st.st_size)
-        with open(full, "rb") as fh:
-            blob = git_blob_sha(fh.read())
+        except OSError as exc:  # its type is unknown too: it may be a directory
+            return None if exc.errno in _ABSENT else _unreadable(rel, exc, maybe_dir=True)
+        try:
+            if stat.S_ISLNK(st.st_mode):
+                target = os.fsencode(os.readlink(full))
+                return TreeEntry(rel, git_blob_sha(target), "symlink", len(target))
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            cached = self._blob_cache.get(rel)
+            if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
+                return TreeEntry(rel, cached[2], "file", st.st_size)
+            with open(full, "rb") as fh:
+                blob = git_blob_sha(fh.read())
+        except OSError as exc:
+            return _unreadable(rel, exc)
         self._blob_cache[rel] = (st.st_mtime_ns, st.st_size, blob)
         return TreeEntry(rel, blob, "file", st.st_size)
 
@@ -131,7 +150,14 @@ class DirectoryTree:
             return
         start = os.path.join(self._root, base) if base else self._root
         found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
+        denied: dict[str, OSError] = {}
+
+        def walk_error(exc: OSError) -> None:
+            if exc.errno in _ABSENT and exc.filename == start:
+                return  # ``under`` does not exist: no entries, as in a commit
+            denied[os.path.relpath(exc.filename or start, self._root)] = exc
+
+        for dirpath, dirnames, filenames in os.walk(start, onerror=walk_error, followlinks=False):
             if dirpath != self._root and (".git" in dirnames or ".git" in filenames):
                 dirnames[:] = []  # a nested repository: not this repository's content
                 continue
@@ -141,8 +167,10 @@ class DirectoryTree:
             found += (prefix + name for name in filenames if name != ".git")
             # symlinked directories appear in dirnames but are not walked; list them as entries
             found += (prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))
+        found += denied
         for rel in sorted(found):
-            entry = self._entry(rel)
+            exc = denied.get(rel)
+            entry = _unreadable(rel, exc, directory=True, maybe_dir=True) if exc else self._entry(rel)
             if entry is not None:
                 yield entry
 
@@ -160,10 +188,24 @@ class DirectoryTree:
         try:
             st = os.lstat(full)
         except OSError as exc:
-            raise KeyError(path) from exc
-        if stat.S_ISLNK(st.st_mode):
-            return os.fsencode(os.readlink(full))
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyError(path)
-        with open(full, "rb") as fh:
-            return fh.read()
+            if exc.errno in _ABSENT:
+                raise KeyError(path) from exc
+            raise UnreadableError(rel, _reason(exc)) from exc
+        try:
+            if stat.S_ISLNK(st.st_mode):
+                return os.fsencode(os.readlink(full))
+            if not stat.S_ISREG(st.st_mode):
+                raise KeyError(path)
+            with open(full, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise UnreadableError(rel, _reason(exc)) from exc
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _unreadable(rel: str, exc: OSError, *, directory: bool = False, maybe_dir: bool = False) -> TreeEntry:
+    what = "directory" if directory else "file"
+    return TreeEntry(rel, "", "unreadable", 0, f"cannot read {what}: {_reason(exc)}", maybe_dir)

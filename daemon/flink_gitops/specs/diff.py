@@ -57,6 +57,6 @@ def diff_states(base: DesiredState, head: DesiredState) -> list[JobDiff]:
                 note = "stopped with a final savepoint only if pruning is enabled"
                 out.append(JobDiff(name, "removed", None, None, old.file, (), note))
             else:
-                note = f"missing, but {old.file} is invalid in this revision: left as is"
-                out.append(JobDiff(name, "invalid", None, None, old.file, (), note))
+                note = f"missing, but {old.file} has errors in this revision: left as is"
+                out.append(JobDiff(name, "invalid", None, None, old.file, head.errors_of(old.file), note))
     return out

@@ -2,7 +2,9 @@
 :class:`SpecError` (raised only when loading cannot even start).
 
 Problems are values, not exceptions: one load collects every problem of every
-file so ``validate`` can report them all at once. Neighbours: ``specs.yamlsafe``
+file so ``validate`` can report them all at once. Messages stay short whatever the
+input: values are quoted with :func:`quote` (a prefix, control characters escaped),
+and a message is cut at :data:`MAX_MESSAGE` characters as a last guard. Neighbours: ``specs.yamlsafe``
 and ``specs.loader`` (produce problems), ``cli.validate`` (prints them).
 """
 
@@ -14,6 +16,27 @@ from typing import Literal
 from flink_gitops.errors import PermanentError
 
 Severity = Literal["error", "warning"]
+
+#: most characters of a Problem message (longer ones are cut, with a marker).
+MAX_MESSAGE = 500
+#: most characters of an input value quoted in a message.
+QUOTE_CHARS = 40
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``value`` for a message: repr-quoted (control characters escaped), at most ``limit`` characters
+    of it, then ``… (N characters)`` when it is longer."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    return f"{text[:limit]!r}… ({len(text)} characters)"
+
+
+def shown(value: object, limit: int = QUOTE_CHARS) -> str:
+    """A short, printable text value as it is (no quotes); anything else as :func:`quote` gives it."""
+    if isinstance(value, str) and len(value) <= limit and value.isprintable() and value.strip():
+        return value
+    return quote(value, limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +51,18 @@ class Problem:
     #: the job name it concerns, when known.
     job: str | None = None
 
+    def __post_init__(self) -> None:
+        if len(self.message) > MAX_MESSAGE:
+            cut = f"{self.message[:MAX_MESSAGE]}… (message cut at {MAX_MESSAGE} characters)"
+            object.__setattr__(self, "message", cut)
+
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
 
     def where(self) -> str:
-        """``file:line:col`` (the parts that are known)."""
-        out = self.file
+        """``file:line:col`` (the parts that are known); a file name with control characters escaped."""
+        out = self.file if self.file.isprintable() else repr(self.file)[1:-1]
         if self.line is not None:
             out += f":{self.line}"
             if self.col is not None:

@@ -5,7 +5,8 @@ commit or a working directory), reads every ``*.yaml`` / ``*.yml`` below the
 spec directory (hidden directories skipped) with ``specs.yamlsafe`` (bounded,
 positions kept), validates each document against ``specs.model`` and checks
 the things a schema cannot: jar locations and checksums against the tree,
-duplicate job names across files, symlinks that leave the repository.
+duplicate job names across files, symlinks that leave the repository, files
+and directories that cannot be read, a spec directory that is not there.
 
 Safety rule: an invalid file invalidates only its own jobs, and they are
 reported as :class:`InvalidJob` ("invalid, left as is"), never as removed. A
@@ -35,14 +36,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from flink_gitops.settings import Settings, SpecLimits
+from flink_gitops.source.errors import UnreadableError
 from flink_gitops.source.tree import Tree, TreeEntry, normalise
-from flink_gitops.specs.errors import Problem, SpecError
+from flink_gitops.specs.errors import Problem, SpecError, quote, shown
 from flink_gitops.specs.hashing import jar_digest_of, spec_hash
 from flink_gitops.specs.model import KINDS, FlinkJob, FlinkSessionJob
 from flink_gitops.specs.yamlsafe import Position, YamlDocument, YamlPath, parse_documents
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_SYMLINK_HOPS = 8
+#: a metadata.name longer than this (a DNS subdomain's limit) is not taken as a job name: no job
+#: can have it, and it would only make every message that names the job huge.
+MAX_RECOVERED_NAME = 253
 _KINDS_TEXT = "flink-gitops/v1 FlinkJob or flink.apache.org/v1beta1 FlinkSessionJob"
 
 
@@ -124,6 +129,14 @@ class DesiredState:
     def invalid_jobs(self) -> dict[str, InvalidJob]:
         return {n: j for n, j in self.jobs.items() if isinstance(j, InvalidJob)}
 
+    def errors_of(self, file: str) -> tuple[Problem, ...]:
+        """The errors of ``file`` itself, or of a directory it is in (unreadable, missing)."""
+        return tuple(
+            p
+            for p in self.errors
+            if p.file == file or p.file == "." or file.startswith(p.file.rstrip("/") + "/")
+        )
+
     def may_prune(self, name: str, last_seen_file: str | None) -> bool:
         """Whether a job absent from this revision may be treated as deleted.
 
@@ -134,7 +147,11 @@ class DesiredState:
             return False
         if last_seen_file is None:
             return not self.invalid_files
-        return last_seen_file not in self.invalid_files
+        # an invalid "file" may be a directory (unreadable, or the missing spec directory)
+        return not any(
+            last_seen_file == bad or last_seen_file.startswith(bad.rstrip("/") + "/") or bad == "."
+            for bad in self.invalid_files
+        )
 
 
 # --- per-file parse results (cached by blob) -------------------------------------------------------
@@ -165,7 +182,8 @@ class _File:
 def _loc_text(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        text = shown(part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{text}" if out else text)
     return out
 
 
@@ -233,7 +251,8 @@ def _parse_doc(file: str, index: int, doc: YamlDocument, clusters: Collection[st
         return _Doc(index, doc.line, None, None, None, None, None, None, (problem,))
     meta = value.get("metadata")
     raw_name = meta.get("name") if isinstance(meta, dict) else None
-    name = raw_name if isinstance(raw_name, str) and raw_name else None
+    recoverable = isinstance(raw_name, str) and 0 < len(raw_name) <= MAX_RECOVERED_NAME
+    name = raw_name if recoverable else None
     name_pos = doc.locate(("metadata", "name")) if name else None
     api, kind = value.get("apiVersion"), value.get("kind")
     model = KINDS.get((api, kind)) if isinstance(api, str) and isinstance(kind, str) else None
@@ -243,7 +262,7 @@ def _parse_doc(file: str, index: int, doc: YamlDocument, clusters: Collection[st
             message = f"missing apiVersion (expected {_KINDS_TEXT})"
         else:
             line, col = doc.locate(("apiVersion",))
-            message = f"unsupported apiVersion/kind {api}/{kind} (expected {_KINDS_TEXT})"
+            message = f"unsupported apiVersion/kind {shown(api)}/{shown(kind)} (expected {_KINDS_TEXT})"
         return _Doc(
             index,
             doc.line,
@@ -272,7 +291,9 @@ def _parse_doc(file: str, index: int, doc: YamlDocument, clusters: Collection[st
         line, col = doc.locate(cluster_path)
         known = ", ".join(sorted(clusters)) or "none"
         problems_list.append(
-            Problem(file, line, col, f"unknown cluster {spec.spec.cluster!r} (configured: {known})", job=name)
+            Problem(
+                file, line, col, f"unknown cluster {quote(spec.spec.cluster)} (configured: {known})", job=name
+            )
         )
     return _Doc(
         index,
@@ -289,6 +310,10 @@ def _parse_doc(file: str, index: int, doc: YamlDocument, clusters: Collection[st
 
 def _parse_file(path: str, data: bytes, limits: SpecLimits, clusters: Collection[str] | None) -> _File:
     docs, problems = parse_documents(data, path, limits)
+    if not docs and not problems:
+        # harmless alone, but a file truncated by mistake would remove its jobs: say so
+        empty = Problem(path, None, None, "no spec document in this file (empty)", "warning")
+        return _File(path, (), (empty,))
     parsed = [_parse_doc(path, i, d, clusters) for i, d in enumerate(docs)]
     if problems:
         # The file cannot be read completely: none of its jobs may be applied.
@@ -360,41 +385,73 @@ class SpecLoader:
             hops += 1
             if hops > MAX_SYMLINK_HOPS:
                 return None, f"more than {MAX_SYMLINK_HOPS} symlinks in a row at {entry.path}"
-            target = tree.read(current.path).decode("utf-8", "replace")
+            try:
+                target = tree.read(current.path).decode("utf-8", "replace")
+            except UnreadableError as exc:
+                return None, f"symlink {current.path} cannot be read: {exc.reason}"
+            except KeyError:
+                return None, f"symlink {current.path} disappeared while it was read"
             resolved = (
                 None
                 if target.startswith("/")
                 else normalise(posixpath.join(posixpath.dirname(current.path), target))
             )
             if not resolved:
-                return None, f"symlink {entry.path} points outside the repository ({target})"
+                return None, f"symlink {entry.path} points outside the repository ({quote(target, 80)})"
             current = tree.get(resolved)
             if current is None:
-                return None, f"symlink {entry.path} points to {resolved}, which does not exist"
+                return None, f"symlink {entry.path} points to {quote(resolved, 80)}, which does not exist"
+        if current is not None and current.kind == "unreadable":
+            where = "" if current.path == entry.path else f" (symlink {entry.path} points to {current.path})"
+            return None, f"{current.error or 'cannot read'}{where}"
         return current, None
 
     def _spec_entries(self, tree: Tree) -> list[TreeEntry]:
+        """Spec files below the spec directory, and every directory that could not be read (it may
+        hold specs); hidden paths (a part starting with ".") skipped."""
         out = []
         for entry in tree.entries(self.spec_dir):
-            if not entry.path.endswith(SPEC_SUFFIXES):
+            if not (entry.path.endswith(SPEC_SUFFIXES) or (entry.kind == "unreadable" and entry.maybe_dir)):
                 continue
-            if any(part.startswith(".") for part in entry.path.split("/")):
+            if any(part.startswith(".") and part != "." for part in entry.path.split("/")):
                 continue
             out.append(entry)
         return out
 
+    def _missing_spec_dir(self, tree: Tree) -> Problem | None:
+        """Why the spec directory (not the root) holds no files in ``tree``, or None if it has some."""
+        if self.spec_dir == "." or next(iter(tree.entries(self.spec_dir)), None) is not None:
+            return None
+        found = tree.get(self.spec_dir)
+        if found is None:
+            why = "has no files in this revision (missing or empty)"
+        elif found.kind == "unreadable":
+            why = found.error or "cannot be read"
+        else:
+            why = f"is a {found.kind}, not a directory"
+        return Problem(self.spec_dir, None, None, f"spec directory {quote(self.spec_dir, 80)} {why}")
+
     def _file(self, tree: Tree, entry: TreeEntry, fresh: dict[tuple[str, str], _File]) -> _File:
         target, why = (entry, None) if entry.kind == "file" else self._resolve(tree, entry)
         if target is None:
-            return _File(entry.path, (), (Problem(entry.path, None, None, why or "unreadable"),))
+            return _File(entry.path, (), (Problem(entry.path, None, None, why or "cannot read"),))
         key = (entry.path, target.blob)
         cached = self._files.get(key) or fresh.get(key)
         if cached is None:
             if target.size > self.limits.max_file_bytes:
-                message = f"file larger than {self.limits.max_file_bytes} bytes"
+                message = f"file larger than {self.limits.max_file_bytes} bytes ({target.size} bytes)"
                 cached = _File(entry.path, (), (Problem(entry.path, None, None, message),))
             else:
-                cached = _parse_file(entry.path, tree.read(target.path), self.limits, self.clusters)
+                try:
+                    data = tree.read(target.path)
+                except UnreadableError as exc:
+                    return _File(
+                        entry.path, (), (Problem(entry.path, None, None, f"cannot read: {exc.reason}"),)
+                    )
+                except KeyError:
+                    message = "disappeared while it was read"
+                    return _File(entry.path, (), (Problem(entry.path, None, None, message),))
+                cached = _parse_file(entry.path, data, self.limits, self.clusters)
             self.last_parsed += 1
         fresh[key] = cached
         return cached
@@ -402,14 +459,18 @@ class SpecLoader:
     def _find_repo_jar(self, tree: Tree, rel: str) -> tuple[TreeEntry | None, str | None]:
         entry = tree.get(rel)
         if entry is None:
-            return None, f"jar {rel} not found in the repository"
+            return None, f"jar {shown(rel, 80)} not found in the repository"
         target, why = self._resolve(tree, entry)
-        return target, (f"jarURI {rel!r}: {why}" if why else None)
+        return target, (f"jarURI {quote(rel, 80)}: {why}" if why else None)
 
-    def _repo_jar_sha(self, tree: Tree, entry: TreeEntry) -> str:
+    def _repo_jar_sha(self, tree: Tree, entry: TreeEntry) -> str | None:
+        """The jar's SHA-256, or None when it cannot be read (it changed or vanished meanwhile)."""
         sha = self._jar_sha.get(entry.blob)
         if sha is None:
-            sha = hashlib.sha256(tree.read(entry.path)).hexdigest()
+            try:
+                sha = hashlib.sha256(tree.read(entry.path)).hexdigest()
+            except (UnreadableError, KeyError):
+                return None
             self._jar_sha[entry.blob] = sha
         return sha
 
@@ -433,10 +494,11 @@ class SpecLoader:
             if scheme == "https":
                 host = rest.split("/", 1)[0]
                 if not host or "/" not in rest:
-                    return None, None, [problem(f"jarURI {uri!r} is not a valid https:// URL")]
+                    return None, None, [problem(f"jarURI {quote(uri, 80)} is not a valid https:// URL")]
                 if pin is None:
                     warning = problem(
-                        f"jarURI {uri} has no jarSha256: the jar is not pinned, and the daemon refuses to "
+                        f"jarURI {shown(uri, 120)} has no jarSha256: the jar is not pinned, and the daemon "
+                        "refuses to "
                         "deploy it unless allow_unpinned_artifacts is set",
                         "warning",
                     )
@@ -444,7 +506,15 @@ class SpecLoader:
                 return JarRef("https", uri, pin), jar_digest_of(pin), []
             if scheme in ("file", "local"):
                 if not rest.startswith("/"):
-                    return None, None, [problem(f"jarURI {uri!r}: a {scheme}:// URI needs an absolute path")]
+                    return (
+                        None,
+                        None,
+                        [
+                            problem(
+                                f"jarURI {quote(uri, 80)}: a {shown(scheme)}:// URI needs an absolute path"
+                            )
+                        ],
+                    )
                 return self._host_jar(rest, uri, pin, problem)
             if scheme == "http":
                 return (
@@ -457,7 +527,8 @@ class SpecLoader:
                 None,
                 [
                     problem(
-                        f"jarURI {uri!r}: unsupported scheme {scheme}:// (use a repo path, file:// or https://)"
+                        f"jarURI {quote(uri, 80)}: unsupported scheme {shown(scheme)}:// "
+                        "(use a repo path, file:// or https://)"
                     )
                 ],
             )
@@ -465,17 +536,23 @@ class SpecLoader:
             return self._host_jar(uri, uri, pin, problem)
         rel = normalise(uri)
         if not rel:
-            return None, None, [problem(f"jarURI {uri!r} escapes the repository")]
+            return None, None, [problem(f"jarURI {quote(uri, 80)} escapes the repository")]
         found = self._load_jars.get(rel)
         if found is None:
             found = self._load_jars[rel] = self._find_repo_jar(tree, rel)
         target, why = found
         if target is None:
-            return None, None, [problem(why or f"jar {rel} not found in the repository")]
-        used_jars.add(target.blob)
+            return None, None, [problem(why or f"jar {shown(rel, 80)} not found in the repository")]
         sha = self._repo_jar_sha(tree, target)
+        if sha is None:
+            return None, None, [problem(f"jar {target.path} cannot be read")]
+        used_jars.add(target.blob)
         if pin is not None and pin != sha:
-            return None, None, [problem(f"jarSha256 does not match {rel}: the file's SHA-256 is {sha}")]
+            return (
+                None,
+                None,
+                [problem(f"jarSha256 does not match {shown(rel, 80)}: the file's SHA-256 is {sha}")],
+            )
         return JarRef("repo", target.path, sha), jar_digest_of(sha), []
 
     def _host_jar(
@@ -489,7 +566,8 @@ class SpecLoader:
                 None,
                 [
                     problem(
-                        f"jarURI {uri!r} is outside the repository and the allowed artifact_roots ({roots})"
+                        f"jarURI {quote(uri, 80)} is outside the repository and the allowed "
+                        f"artifact_roots ({roots})"
                     )
                 ],
             )
@@ -508,6 +586,11 @@ class SpecLoader:
         problems: list[Problem] = []
         unnamed: list[InvalidJob] = []
         invalid_files: set[str] = set()
+        missing = self._missing_spec_dir(tree)
+        if missing is not None:
+            problems.append(missing)
+            unnamed.append(InvalidJob(None, missing.file, None, (missing,)))
+            invalid_files.add(missing.file)
         by_name: dict[str, list[_Occurrence]] = {}
         file_names: dict[str, tuple[str, ...]] = {}
         extra: dict[tuple[str, int], list[Problem]] = {}
@@ -516,9 +599,9 @@ class SpecLoader:
 
         for f in files:
             problems.extend(f.problems)
-            if f.problems:
+            if any(p.is_error for p in f.problems):
                 invalid_files.add(f.path)
-            if not f.docs and f.problems:
+            if not f.docs and any(p.is_error for p in f.problems):
                 unnamed.append(InvalidJob(None, f.path, f.problems[0].line, f.problems))
             names: list[str] = []
             for doc in f.docs:
@@ -561,7 +644,7 @@ class SpecLoader:
                         occ.file.path,
                         line,
                         col,
-                        f"duplicate job name {name!r}: also defined at {others}",
+                        f"duplicate job name {quote(name, 64)}: also defined at {others}",
                         job=name,
                     )
                     problems.append(p)

@@ -32,6 +32,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from flink_gitops.specs.errors import quote
+
 
 class Change(IntEnum):
     """How much a change to a field disturbs the running job (ordered; several changes take the max).
@@ -68,14 +70,17 @@ class Change(IntEnum):
 
 # --- small value types -------------------------------------------------------------------------
 
+# Schema patterns end in "(?!\n)$": ECMA-262 "$" is the end of the text, but Python's (which the
+# jsonschema library uses) also matches before a final newline; the lookahead makes both mean
+# the same, so that "demo\n" is refused by the schema in every validator, as by the model.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(?!\n)$"
 
 
 def _dns_label(value: str) -> str:
     if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a lowercase DNS label (RFC 1123): use a-z, 0-9 and '-', "
+            f"{quote(value)} is not a lowercase DNS label (RFC 1123): use a-z, 0-9 and '-', "
             "start and end with a letter or digit, at most 63 characters"
         )
     return value
@@ -87,9 +92,10 @@ DnsLabel = Annotated[
     WithJsonSchema({"type": "string", "pattern": DNS_LABEL_PATTERN, "maxLength": 63}),
 ]
 
-_DURATION = re.compile(r"(\d+)\s*([smhd])")
+#: the model and the JSON Schema accept the same text: ASCII digits and a unit, nothing around them.
+_DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-DURATION_PATTERN = r"^[0-9]+[smhd]$"
+DURATION_PATTERN = r"^[0-9]+[smhd](?!\n)$"
 
 
 def parse_duration(value: object) -> object:
@@ -101,9 +107,11 @@ def parse_duration(value: object) -> object:
             raise ValueError("a duration cannot be negative")
         return value
     if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip())
+        match = _DURATION.fullmatch(value)
         if match is None:
-            raise ValueError(f"{value!r} is not a duration: write a whole number and s, m, h or d (e.g. 7d)")
+            raise ValueError(
+                f"{quote(value)} is not a duration: write a whole number and s, m, h or d (e.g. 7d)"
+            )
         return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     raise ValueError("a duration is a number of seconds or text like 90s, 5m, 12h, 7d")
 
@@ -124,18 +132,47 @@ def _cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5:
         raise ValueError(
-            f"a schedule is a 5-field cron expression (minute hour day month weekday), got {value!r}"
+            f"a schedule is a 5-field cron expression (minute hour day month weekday), got {quote(value)}"
+        )
+    if not _CRON.search(value):
+        raise ValueError(
+            f"invalid cron expression {quote(value)}: each field is a number in range, *, a-b, "
+            "a list of these, with an optional /step (names: jan-dec, mon-sun, lowercase)"
         )
     try:
         CronTrigger.from_crontab(value, timezone="UTC")
     except Exception as exc:  # any refusal by the parser means an invalid expression
-        raise ValueError(f"invalid cron expression {value!r}: {exc}") from exc
+        raise ValueError(f"invalid cron expression {quote(value)}: {quote(str(exc), 120)}") from exc
     return " ".join(fields)
 
 
-Cron = Annotated[str, AfterValidator(_cron)]
+def _cron_field(value: str, step: str) -> str:
+    stepped = rf"(?:/(?:{step}))?"
+    atom = rf"(?:\*{stepped}|(?:{value})(?:-(?:{value}))?{stepped})"
+    return rf"{atom}(?:,{atom})*"
 
-SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+# What a schedule may be, for the model and the JSON Schema alike: five fields of numbers in
+# range, *, a-b, /step (1 to the field's span) and lists; lowercase month and weekday names.
+# The model also has APScheduler parse it, which refuses what no pattern can see (e.g. 23-0).
+_CRON_FIELDS = (
+    (r"[0-5]?[0-9]", r"[1-9]|[1-5][0-9]"),
+    (r"[01]?[0-9]|2[0-3]", r"[1-9]|1[0-9]|2[0-3]"),
+    (r"0?[1-9]|[12][0-9]|3[01]", r"[1-9]|[12][0-9]|30"),
+    (r"0?[1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec", r"[1-9]|1[01]"),
+    (r"[0-6]|mon|tue|wed|thu|fri|sat|sun", r"[1-6]"),
+)
+CRON_PATTERN = r"^\s*" + r"\s+".join(_cron_field(v, s) for v, s in _CRON_FIELDS) + r"\s*$"
+_CRON = re.compile(CRON_PATTERN)
+
+
+Cron = Annotated[
+    str,
+    AfterValidator(_cron),
+    WithJsonSchema({"type": "string", "pattern": CRON_PATTERN}),
+]
+
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}(?!\n)$"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -238,6 +275,14 @@ class Savepoints(_Model):
 
 
 class FlinkJobSpec(_Model):
+    # the schema says what _schedule_only_for_batch says: a schedule needs mode: batch
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["schedule"], "properties": {"schedule": {"type": "string"}}},
+            "then": {"required": ["mode"], "properties": {"mode": {"const": "batch"}}},
+        }
+    )
+
     #: a cluster named in the daemon config; moving a job carries its state over (UPGRADE).
     cluster: Annotated[str, Field(min_length=1), Change.UPGRADE] = "default"
     job: JobSection
@@ -286,17 +331,29 @@ class K8sMetadata(_Model):
     managedFields: Any = None
 
 
+#: a reference by name (a Kubernetes FlinkStateSnapshot) is refused; in the schema too.
+_NOT_HERE = WithJsonSchema(
+    {"type": "null", "description": "refers to a Kubernetes FlinkStateSnapshot: use path"}
+)
+
+
 class StateReference(_Model):
     path: str | None = None
-    name: str | None = None
-    namespace: str | None = None
+    name: Annotated[str | None, _NOT_HERE] = None
+    namespace: Annotated[str | None, _NOT_HERE] = None
 
 
 def _null_nonce(value: object) -> object:
     return 0 if value is None else value
 
 
-OperatorNonce = Annotated[int, BeforeValidator(_null_nonce), Field(ge=0)]
+#: the operator's nonces may be null (its CRD has them optional): null means 0.
+OperatorNonce = Annotated[
+    int,
+    BeforeValidator(_null_nonce),
+    Field(ge=0),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]}),
+]
 
 
 class SessionJobJob(_Model):

@@ -22,7 +22,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from flink_gitops.settings import SpecLimits
-from flink_gitops.specs.errors import Problem
+from flink_gitops.specs.errors import Problem, quote, shown
 
 YamlPath = tuple[str | int, ...]
 Position = tuple[int, int]
@@ -202,7 +202,7 @@ class _Builder:
             if value is not _MERGE:
                 if value in top.container:
                     first = self.doc.keys.get((*top.path, value), pos)
-                    raise _Stop(f"duplicate key {value!r} (first at line {first[0]})", pos)
+                    raise _Stop(f"duplicate key {quote(value)} (first at line {first[0]})", pos)
                 self.doc.keys[(*top.path, value)] = pos
             top.key, top.key_pos = value, pos
             return
@@ -225,14 +225,14 @@ class _Builder:
             tag = _T + "str"
         construct = _SCALARS.get(tag)
         if construct is None:
-            raise _Stop(f"unsupported YAML tag {tag!r}", pos)
+            raise _Stop(f"unsupported YAML tag {quote(tag, 80)}", pos)
         if tag == _STR_TAG:
             self.add(event.value, 1, 0, pos, event.anchor)
             return
         try:
             value = construct(yaml.ScalarNode(tag, event.value))
         except (ValueError, yaml.YAMLError) as exc:
-            raise _Stop(f"bad {tag.removeprefix(_T)} value {event.value!r}", pos) from exc
+            raise _Stop(f"bad {tag.removeprefix(_T)} value {quote(event.value)}", pos) from exc
         self.add(value, 1, 0, pos, event.anchor)
 
     def _expects_key(self) -> bool:
@@ -244,9 +244,14 @@ class _Builder:
         pos = _pos(event.start_mark)
         found = self.anchors.get(event.anchor or "")
         if found is None:
-            raise _Stop(f"unknown (or self-referencing) alias *{event.anchor}", pos)
+            raise _Stop(f"unknown (or self-referencing) alias *{shown(event.anchor or '')}", pos)
         value, size, height = found
         self.add(value, size, height, pos, None, collection=isinstance(value, (dict, list)))
+
+
+def _bounded(text: str, limit: int = 200) -> str:
+    """A parser's message, which may quote the input, cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def parse_documents(data: bytes, file: str, limits: SpecLimits) -> tuple[list[YamlDocument], list[Problem]]:
@@ -260,7 +265,10 @@ def parse_documents(data: bytes, file: str, limits: SpecLimits) -> tuple[list[Ya
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return [], [Problem(file, None, None, f"not UTF-8 text (byte {exc.start})")]
+        bad_line = data.count(b"\n", 0, exc.start) + 1
+        bad_col = exc.start - data.rfind(b"\n", 0, exc.start)
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        return [], [Problem(file, bad_line, bad_col, message)]
     loader = _Loader(text)
     builder = _Builder(limits, loader.resolve)
     try:
@@ -273,11 +281,11 @@ def parse_documents(data: bytes, file: str, limits: SpecLimits) -> tuple[list[Ya
                 builder.end_collection()
             elif kind is yaml.MappingStartEvent:
                 if event.tag not in _MAP_TAGS:
-                    raise _Stop(f"unsupported YAML tag {event.tag!r}", _pos(event.start_mark))
+                    raise _Stop(f"unsupported YAML tag {quote(event.tag, 80)}", _pos(event.start_mark))
                 builder.start_collection({}, event.anchor, _pos(event.start_mark))
             elif kind is yaml.SequenceStartEvent:
                 if event.tag not in _SEQ_TAGS:
-                    raise _Stop(f"unsupported YAML tag {event.tag!r}", _pos(event.start_mark))
+                    raise _Stop(f"unsupported YAML tag {quote(event.tag, 80)}", _pos(event.start_mark))
                 builder.start_collection([], event.anchor, _pos(event.start_mark))
             elif kind is yaml.AliasEvent:
                 builder.alias(event)
@@ -294,7 +302,15 @@ def parse_documents(data: bytes, file: str, limits: SpecLimits) -> tuple[list[Ya
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark) if mark is not None else (None, None)
         what = exc.problem or exc.context or "invalid YAML"
-        return builder.done, [Problem(file, line, col, f"YAML syntax error: {what}")]
+        return builder.done, [Problem(file, line, col, f"YAML syntax error: {_bounded(what)}")]
+    except yaml.reader.ReaderError as exc:
+        # a character YAML does not allow (NUL, other controls): not a MarkedYAMLError, so no mark
+        at = min(max(exc.position, 0), len(text))
+        at_line = text.count("\n", 0, at) + 1
+        at_col = at - text.rfind("\n", 0, at)
+        what = "a NUL byte" if exc.character == 0 else f"character U+{exc.character:04X}"
+        message = f"{what} at offset {at} (line {at_line}, column {at_col}): {exc.reason}"
+        return builder.done, [Problem(file, at_line, at_col, message)]
     except yaml.YAMLError as exc:
         return builder.done, [Problem(file, None, None, f"YAML error: {type(exc).__name__}")]
     finally:
