@@ -22,6 +22,7 @@ aggregate modules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,10 +40,17 @@ from flink_gitops.record.store.errors import FencedOut, StoreUnavailable, StoreW
 
 
 def no_nul(**values: str | None) -> None:
-    """Refuse NUL in identifiers on every backend alike (PostgreSQL text cannot hold it)."""
+    """Refuse NUL and lone surrogates in identifiers on every backend alike (PostgreSQL text cannot
+    hold NUL, and neither driver can encode a surrogate), before anything is written."""
     for field, value in values.items():
-        if value is not None and "\x00" in value:
+        if value is None:
+            continue
+        if "\x00" in value:
             raise ValueError(f"{field} must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{field} is not valid Unicode text (character {exc.start})") from exc
 
 
 def aware(**values: datetime | None) -> None:
@@ -52,9 +60,14 @@ def aware(**values: datetime | None) -> None:
             raise ValueError(f"{field} must be a timezone-aware datetime")
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def text(value: str | None) -> str | None:
-    """Free text (error messages, details) keeps everything but NUL, which becomes U+FFFD."""
-    return None if value is None else value.replace("\x00", "\ufffd")
+    """Free text (error messages, details) keeps everything but NUL and lone surrogates (U+FFFD)."""
+    if value is None:
+        return None
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 @dataclass(frozen=True, slots=True)
