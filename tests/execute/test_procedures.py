@@ -182,7 +182,12 @@ def test_a_failing_stop_leaves_the_old_job_running_and_never_cancels_it(
     assert err.value.retryable
     assert [j.job_id for j in flink.live()] == [OLD]
     assert not any(c.startswith("cancel") for c in flink.calls)
-    assert journal.ops["op-1"].finished is None  # open: resumed (re-sent with the same trigger id) later
+    # Flink answered this trigger with a failure: the operation ends, the job as it was; a new one
+    # (with a new trigger id) is the next attempt
+    finished = journal.ops["op-1"].finished
+    assert finished is not None
+    assert finished["ok"] is False
+    assert (finished["job"].flink_job_id, finished["job"].lifecycle) == (OLD, JobLifecycle.STABLE)
 
 
 def test_last_state_without_a_retained_checkpoint_is_refused_before_cancelling(

@@ -12,6 +12,7 @@ Neighbours: ``execute.ports`` (the journal), ``execute.procedures`` (the steps).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ class Operation:
     job: str
     ids: dict[str, Any]
     steps: list[str] = field(default_factory=list)
+    #: on_step(job, step) after each recorded step; set by the procedures.
+    on_step: Callable[[str, str], None] | None = field(default=None, compare=False, repr=False)
 
     def has(self, step: str) -> bool:
         return step in self.steps
@@ -42,6 +45,8 @@ class Operation:
         journal.advance(self.op_id, step, ids)
         self.ids.update(ids)
         self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(self.job, step)
 
     def str_id(self, key: str) -> str:
         value = self.ids.get(key)

@@ -143,6 +143,7 @@ class Procedures:
         timeouts: Timeouts | None = None,
         *,
         cancelled: Callable[[], bool] = lambda: False,
+        on_step: Callable[[str, str], None] | None = None,
     ) -> None:
         self.flink = flink
         self.journal = journal
@@ -150,6 +151,8 @@ class Procedures:
         self.clock = clock
         self.timeouts = timeouts or Timeouts()
         self.cancelled = cancelled
+        #: on_step(job, step) after each recorded step (live progress in the CLI).
+        self.on_step = on_step
 
     # --- entry point ---------------------------------------------------------------------------
 
@@ -160,6 +163,7 @@ class Procedures:
         ones end it as FAILED or ROLLED_BACK, written with the job's status in one transaction.
         """
         spec = RunSpec.from_record(op.ids["spec"])
+        op.on_step = self.on_step
         if op.kind is ActionKind.RECORD:
             return self._finish(op, True, self._same(op, spec), None)
         if op.kind is ActionKind.SAVEPOINT:
@@ -201,7 +205,16 @@ class Procedures:
                 location = src.wait_for_savepoint(
                     job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
                 )
-            except (TemporaryError, OperationFailed) as exc:
+            except OperationFailed as exc:
+                # Flink finished the stop with a failure: the job runs on. This trigger id would only
+                # answer the same failure again, so the operation ends; the next attempt starts anew.
+                error = f"stop-with-savepoint of job {job_id} failed; the job keeps running: {exc}"
+                self._finish(op, False, self._unchanged(op, error), None)
+                raise StopFailed(error) from exc
+            except TemporaryError as exc:
+                if isinstance(exc, LeaseLost):
+                    raise
+                # Still running or no answer: left open, resumed with the same trigger id.
                 raise StopFailed(f"stop-with-savepoint of job {job_id} did not complete: {exc}") from exc
             self._verify(location)
             op.record(self.journal, "stopped", state_path=location)
@@ -317,6 +330,8 @@ class Procedures:
 
     def _replace(self, op: Operation, spec: RunSpec) -> JobOutcome:
         """DEPLOY, UPGRADE, REDEPLOY, RESUME: end the current job (if any), start the new one."""
+        if not op.has("stable:job_id"):
+            self.jars.path_for(spec)  # a missing or wrong jar is refused before the old job is touched
         location = self._end_current(op)
         restore = op.ids.get("restore", "none")
         state = {
@@ -420,8 +435,16 @@ class Procedures:
         )
         return self._finish(op, True, outcome, (location, "manual"))
 
+    def _unchanged(self, op: Operation, error: str) -> JobOutcome:
+        """The job as it was before the operation (nothing was changed on Flink)."""
+        lifecycle = JobLifecycle(op.ids.get("lifecycle", JobLifecycle.STABLE.value))
+        cluster = op.ids.get("from_cluster") or op.ids["cluster"]
+        return JobOutcome(lifecycle, op.ids.get("from_job_id"), cluster, error=error)
+
     def _same(self, op: Operation, spec: RunSpec) -> JobOutcome:
         lifecycle = JobLifecycle(op.ids.get("lifecycle", JobLifecycle.STABLE.value))
+        if lifecycle is JobLifecycle.CREATED and spec.job.spec.job.state == "suspended":
+            lifecycle = JobLifecycle.SUSPENDED  # a new job that starts suspended: recorded, never run
         return JobOutcome(
             lifecycle, op.ids.get("from_job_id"), op.ids["cluster"], reconciled=spec.to_record()
         )

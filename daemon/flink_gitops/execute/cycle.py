@@ -1,0 +1,402 @@
+"""One reconcile cycle: source → load → observe → plan → execute → record, one summary log line.
+
+:class:`Reconciler` owns the order and the safety rules around the pure
+planner and the procedures: it holds each acting cluster's lease (a cluster
+led by another instance gets no action), writes the audit intent before every
+action (no record, no action: the cycle stops at the first audit failure),
+begins each operation with every id chosen up front (the next and rollback
+job ids come from reserved generations of the job's uid), resumes operations
+a crash left open before anything else, and turns errors into backoff by
+type (temporary: retried later, the operation kept open where it can be
+resumed; permanent: the spec hash is marked failed and not retried until it
+changes). Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
+``plan.planner``, ``execute.procedures`` and ``execute.journal``,
+``record.store`` and ``record.audit``, ``cli.sync``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from loguru import logger
+
+from flink_gitops.clock import Clock
+from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
+from flink_gitops.execute.artifacts import ArtifactCache
+from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
+from flink_gitops.execute.operation import Operation, new_trigger_id
+from flink_gitops.execute.ports import FlinkPort
+from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
+from flink_gitops.flink.ids import job_id_for
+from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.observe.observer import Observable, observe
+from flink_gitops.plan.model import Action, ActionKind, Plan, RecordedJob, Status
+from flink_gitops.plan.planner import plan
+from flink_gitops.record.audit import AuditEvent, AuditTrail, AuditUnavailable
+from flink_gitops.record.store import KEEP, JobUpdate, Lease, OperationState, Store, cluster_lease
+from flink_gitops.settings import Settings
+from flink_gitops.specs.loader import DesiredState
+
+
+class Cluster(FlinkPort, Observable, Protocol):
+    """What a cluster's client must offer the cycle (``FlinkClient`` does)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """The desired state of one revision, as the cycle needs it."""
+
+    desired: DesiredState
+    commit: str | None
+    signer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    job: str
+    kind: ActionKind
+    ok: bool
+    #: the job's lifecycle after the action (None: unknown, e.g. the action never started).
+    lifecycle: JobLifecycle | None
+    message: str
+    #: a temporary failure: the job is tried again after its backoff.
+    retry: bool = False
+
+
+@dataclass
+class CycleResult:
+    """What one cycle saw and did."""
+
+    commit: str | None
+    plan: Plan
+    results: dict[str, ActionResult] = field(default_factory=dict)
+    dry_run: bool = False
+    duration_s: float = 0.0
+    #: why the cycle stopped early (audit unavailable), if it did.
+    aborted: str | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        """Everything matches Git: no job left pending, failed, unknown or drifting."""
+        if self.aborted or (self.dry_run and self.plan.actions):
+            return False
+        for name, report in self.plan.reports.items():
+            result = self.results.get(name)
+            if result is not None:
+                if not result.ok:
+                    return False
+            elif report.status is not Status.IN_SYNC:
+                return False
+        return True
+
+    def problems(self) -> dict[str, str]:
+        """job → one-line reason, for every job that is not in sync."""
+        out: dict[str, str] = {}
+        for name, report in sorted(self.plan.reports.items()):
+            result = self.results.get(name)
+            if result is not None and not result.ok:
+                out[name] = f"{result.kind.value} failed: {result.message}"
+            elif result is None and report.status is not Status.IN_SYNC:
+                out[name] = f"{report.status.value}: {report.reason}"
+        return out
+
+    def summary(self) -> str:
+        counts = self.plan.counts()
+        done = sum(1 for r in self.results.values() if r.ok)
+        failed = sum(1 for r in self.results.values() if not r.ok)
+        parts = [f"rev={(self.commit or 'worktree')[:12]}", f"jobs={len(self.plan.reports)}"]
+        parts += [f"{k}={v}" for k, v in counts.items()]
+        parts += [f"acted={done}", f"failed={failed}", f"unmanaged={len(self.plan.unmanaged)}"]
+        if self.plan.unreachable:
+            parts.append(f"unreachable={','.join(self.plan.unreachable)}")
+        if self.dry_run:
+            parts.append("dry-run")
+        if self.aborted:
+            parts.append("aborted")
+        parts.append(f"in_sync={str(self.in_sync).lower()}")
+        parts.append(f"took={self.duration_s:.3f}s")
+        return "cycle " + " ".join(parts)
+
+
+#: progress(job, what): a line about an action in flight (the CLI shows it live).
+Progress = Callable[[str, str], None]
+
+
+class Reconciler:
+    """Runs cycles against the configured clusters; one per process (it holds the cluster leases)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        audit: AuditTrail,
+        clients: Mapping[str, Cluster],
+        clock: Clock,
+        *,
+        actor: str,
+        holder: str,
+        jars: ArtifactCache | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.audit = audit
+        self.clients = clients
+        self.clock = clock
+        self.actor = actor
+        self.holder = holder
+        self.jars = jars or ArtifactCache(
+            settings.state_dir / "jars", allow_unpinned=settings.allow_unpinned_artifacts
+        )
+        self.leases: dict[str, Lease] = {}
+        sync = settings.sync
+        self.timeouts = Timeouts(
+            readiness_s=sync.readiness_timeout_s,
+            stability_s=sync.stability_s,
+            savepoint_s=max(c.savepoint_timeout_s for c in settings.clusters.values()),
+            checkpoint_max_age_s=sync.max_checkpoint_age_s,
+        )
+        self._last_renew: dict[str, float] = {}
+
+    # --- leases ------------------------------------------------------------------------------
+
+    def _lead(self, clusters: set[str]) -> dict[str, str]:
+        """Take or renew the lease of each cluster; cluster → why not, for those we cannot lead."""
+        ttl = self.settings.store.lease_ttl_s
+        refused: dict[str, str] = {}
+        for cluster in sorted(clusters):
+            held = self.leases.get(cluster)
+            lease = None
+            if held is not None:
+                try:
+                    lease = self.store.leases.renew(held, ttl)
+                except FlinkGitOpsError:
+                    lease = None
+            if lease is None:
+                lease = self.store.leases.acquire(self.holder, ttl, name=cluster_lease(cluster))
+            if lease is None:
+                current = self.store.leases.current(cluster_lease(cluster))
+                who = current.holder if current is not None else "another instance"
+                refused[cluster] = f"cluster {cluster!r} is led by {who}"
+                self.leases.pop(cluster, None)
+                continue
+            self.leases[cluster] = lease
+            self._last_renew[cluster] = self.clock.monotonic()
+        return refused
+
+    def _lost(self, clusters: tuple[str, ...]) -> Callable[[], bool]:
+        """A cancel hook for long waits: renews the leases now and then; True once one is lost."""
+        ttl = self.settings.store.lease_ttl_s
+
+        def lost() -> bool:
+            for cluster in clusters:
+                if self.clock.monotonic() - self._last_renew.get(cluster, 0.0) < ttl / 3:
+                    continue
+                held = self.leases.get(cluster)
+                if held is None:
+                    return True
+                try:
+                    self.leases[cluster] = self.store.leases.renew(held, ttl)
+                except FlinkGitOpsError:
+                    logger.error("lease for cluster {} lost: stopping the operation", cluster)
+                    self.leases.pop(cluster, None)
+                    return True
+                self._last_renew[cluster] = self.clock.monotonic()
+            return False
+
+        return lost
+
+    def release(self) -> None:
+        for lease in self.leases.values():
+            try:
+                self.store.leases.release(lease)
+            except FlinkGitOpsError as exc:
+                logger.warning("could not release lease {}: {}", lease.name, exc)
+        self.leases.clear()
+
+    # --- the cycle ---------------------------------------------------------------------------
+
+    def recorded(self) -> dict[str, RecordedJob]:
+        open_ops = self.store.operations.open_by_job()
+        return {j.name: recorded_job(j, open_ops.get(j.name)) for j in self.store.jobs.all()}
+
+    def plan(self, revision: Revision, *, only: list[str] | None = None) -> Plan:
+        observed = observe(self.clients)
+        return plan(revision.desired, observed, self.recorded(), self.clock.now(), only=only)
+
+    def cycle(
+        self,
+        revision: Revision,
+        *,
+        dry_run: bool = False,
+        only: list[str] | None = None,
+        progress: Progress | None = None,
+        tree: Any = None,
+    ) -> CycleResult:
+        """One pass; never raises for a job's failure (each is in the result), only for the store."""
+        started_at = self.clock.now()
+        t0 = time.perf_counter()
+        the_plan = self.plan(revision, only=only)
+        result = CycleResult(revision.commit, the_plan, dry_run=dry_run)
+        if tree is not None:
+            self.jars.use_tree(tree)
+        if not dry_run and the_plan.actions:
+            refused = self._lead({c for a in the_plan.actions for c in a.clusters})
+            for action in the_plan.actions:
+                blocked = [refused[c] for c in sorted(action.clusters) if c in refused]
+                if blocked:
+                    result.results[action.job] = ActionResult(
+                        action.job, action.kind, False, None, blocked[0]
+                    )
+                    continue
+                try:
+                    result.results[action.job] = self._act(action, revision, progress)
+                except AuditUnavailable as exc:
+                    result.aborted = f"audit trail unavailable: {exc}"
+                    result.results[action.job] = ActionResult(
+                        action.job, action.kind, False, None, f"not taken: {exc}"
+                    )
+                    logger.error("audit unavailable: no further actions this cycle: {}", exc)
+                    break
+        result.duration_s = time.perf_counter() - t0
+        logger.info(result.summary())
+        self.store.cycles.record(
+            started_at=started_at,
+            finished_at=self.clock.now(),
+            revision=revision.commit,
+            counts=the_plan.counts() | {"acted": sum(1 for r in result.results.values() if r.ok)},
+            outcome="in-sync" if result.in_sync else ("aborted" if result.aborted else "out-of-sync"),
+            detail=result.aborted,
+        )
+        return result
+
+    # --- one action ----------------------------------------------------------------------------
+
+    def _procedures(self, action_clusters: tuple[str, ...], progress: Progress | None) -> Procedures:
+        epochs = {c: lease.epoch for c, lease in self.leases.items()}
+        return Procedures(
+            self.clients,
+            StoreJournal(self.store, epochs),
+            self.jars,
+            self.clock,
+            self.timeouts,
+            cancelled=self._lost(action_clusters),
+            on_step=(lambda job, step: progress(job, step)) if progress is not None else None,
+        )
+
+    def _act(self, action: Action, revision: Revision, progress: Progress | None) -> ActionResult:
+        clusters = tuple(sorted(action.clusters))
+        event = AuditEvent(
+            action=f"job.{action.kind.value}",
+            actor=self.actor,
+            job=action.job,
+            cluster=action.cluster,
+            git_commit=revision.commit,
+            git_signer=revision.signer,
+            spec_hash=action.desired.spec_hash if action.desired is not None else None,
+            job_id_before=action.current_job_id,
+            details={"reason": action.reason, "restore": str(action.restore), "stop": action.stop},
+        )
+        procs = self._procedures(clusters, progress)
+        op: Operation | None = None
+        try:
+            with self.audit.guard(event) as scope:
+                if progress is not None:
+                    progress(action.job, action.reason)
+                op = self._begin(action, revision)
+                outcome = procs.execute(op)
+                scope.set(job_id_after=outcome.flink_job_id, savepoint=outcome.savepoint)
+                if outcome.lifecycle in (JobLifecycle.FAILED, JobLifecycle.ROLLED_BACK):
+                    scope.outcome(outcome.lifecycle.value)
+        except AuditUnavailable:
+            raise
+        except TemporaryError as exc:
+            self._back_off(action, exc)
+            return ActionResult(action.job, action.kind, False, None, str(exc), retry=True)
+        except PermanentError as exc:
+            self._fail(action, op, exc)
+            return ActionResult(action.job, action.kind, False, JobLifecycle.FAILED, str(exc))
+        ok = outcome.lifecycle not in (JobLifecycle.FAILED, JobLifecycle.ROLLED_BACK)
+        message = outcome.error or f"{outcome.lifecycle.value}, job {outcome.flink_job_id or '-'}"
+        return ActionResult(action.job, action.kind, ok, outcome.lifecycle, message)
+
+    def _begin(self, action: Action, revision: Revision) -> Operation:
+        """Write the operation's intent with every id it will use, before any side effect (one unit)."""
+        if action.kind is ActionKind.RESUME_OPERATION:
+            assert action.operation_id is not None
+            record = self.store.operations.get(action.operation_id)
+            assert record is not None
+            logger.info("job {}: resuming operation {} from step {}", action.job, record.op_id, record.step)
+            return resumed(record)
+        assert action.desired is not None
+        spec = RunSpec.of(action.desired, revision.commit)
+        epoch = self.leases[action.cluster].epoch
+        also = {}
+        if action.from_cluster and action.from_cluster != action.cluster:
+            also[cluster_lease(action.from_cluster)] = self.leases[action.from_cluster].epoch
+        job = self.store.jobs.get(action.job)
+        with self.store.unit(epoch=epoch, lease=cluster_lease(action.cluster), also=also) as uow:
+            if job is None:
+                uow.jobs.create(action.job, action.cluster, file=action.desired.file)
+            elif job.deleted:
+                uow.jobs.new_life(action.job, action.cluster, file=action.desired.file)
+            job = uow.jobs.next_generation(action.job, by=2)
+            ids: dict[str, Any] = {
+                "cluster": action.cluster,
+                "from_cluster": action.from_cluster or action.cluster,
+                "from_job_id": action.current_job_id,
+                "lifecycle": job.state.value,
+                "stop": action.stop,
+                "restore": action.restore.source,
+                "restore_path": action.restore.path,
+                "trigger_id": new_trigger_id(),
+                "job_id": job_id_for(job.uid, job.generation - 1),
+                "rollback_job_id": job_id_for(job.uid, job.generation),
+                "spec": spec.to_record(),
+                "stable": job.last_stable.spec if job.last_stable is not None else None,
+                "savepoint_before": job.savepoint,
+            }
+            record = uow.operations.begin(action.job, action.kind.value, ids, cluster=action.cluster)
+        return Operation(record.op_id, action.kind, action.job, dict(ids))
+
+    def _back_off(self, action: Action, exc: TemporaryError) -> None:
+        job = self.store.jobs.get(action.job)
+        if job is None or action.cluster not in self.leases:
+            return
+        delay = exc.delay or min(
+            self.settings.sync.backoff_max_s,
+            self.settings.sync.backoff_initial_s * 2 ** min(job.attempts, 16),
+        )
+        when: datetime = self.clock.now() + timedelta(seconds=delay)
+        logger.warning("job {}: {} (retrying after {:.0f} s)", action.job, exc, delay)
+        with self.store.unit(
+            epoch=self.leases[action.cluster].epoch, lease=cluster_lease(action.cluster)
+        ) as uow:
+            uow.jobs.record_failure(action.job, error=str(exc), next_attempt_at=when)
+
+    def _fail(self, action: Action, op: Operation | None, exc: PermanentError) -> None:
+        """A permanent failure: finish the open operation (if any) and mark the spec hash failed."""
+        logger.error("job {}: {} failed: {}", action.job, action.kind.value, exc)
+        if action.cluster not in self.leases:
+            return
+        epoch, lease = self.leases[action.cluster].epoch, cluster_lease(action.cluster)
+        spec_hash = action.desired.spec_hash if action.desired is not None else None
+        current = self.store.operations.get(op.op_id) if op is not None else None
+        known = self.store.jobs.get(action.job) is not None
+        with self.store.unit(epoch=epoch, lease=lease) as uow:
+            if current is not None and current.state is OperationState.STARTED and op is not None:
+                # Stopped or cancelled already: the job is down, its state is at state_path.
+                touched = op.has("stopped") or op.has("cancelled")
+                update = JobUpdate(
+                    state=JobLifecycle.FAILED if touched else KEEP,
+                    flink_job_id=None if touched else KEEP,
+                    savepoint=op.ids.get("state_path") or KEEP,
+                    failed_hash=spec_hash,
+                    last_error=str(exc),
+                )
+                uow.operations.finish(op.op_id, OperationState.FAILED, {"error": str(exc)}, job=update)
+            elif known:
+                uow.jobs.update(action.job, JobUpdate(failed_hash=spec_hash, last_error=str(exc)))
