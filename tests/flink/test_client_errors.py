@@ -217,6 +217,19 @@ def test_a_lost_answer_to_a_request_with_a_side_effect_is_maybe_applied(
     assert clock.sleeps == []  # none of them retried
 
 
+def test_after_a_lost_run_answer_find_job_looks_the_fixed_job_id_up(clock: FakeClock) -> None:
+    fake = Fake()
+    fake.on("POST", "/jars/j.jar/run", httpx.ReadTimeout)
+    fake.on("GET", f"/jobs/{JOB}", httpx.Response(404, json={"errors": ["Job not found"]}), job("RUNNING"))
+    with client(fake, clock) as c:
+        with pytest.raises(FlinkMaybeApplied):
+            c.run("j.jar", RunRequest(job_id=JOB))
+        assert c.find_job(JOB) is None  # not (yet) listed
+        found = c.find_job(JOB)
+    assert found is not None
+    assert found.state == "RUNNING"
+
+
 def test_an_undecodable_answer_to_a_run_is_maybe_applied(clock: FakeClock) -> None:
     fake = Fake()
     fake.on(

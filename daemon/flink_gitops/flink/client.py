@@ -321,6 +321,14 @@ class FlinkClient:
         """``GET /jobs/:id``: state and vertices. :class:`FlinkNotFound` when Flink does not list it."""
         return self._get(f"/jobs/{_seg(job_id)}", JobDetails)
 
+    def find_job(self, job_id: str) -> JobDetails | None:
+        """:meth:`job`, or None when Flink does not list the id: how a caller "looks first" after
+        :class:`FlinkMaybeApplied` from a run with a fixed job id."""
+        try:
+            return self.job(job_id)
+        except FlinkNotFound:
+            return None
+
     def job_config(self, job_id: str) -> JobConfig:
         return self._get(f"/jobs/{_seg(job_id)}/config", JobConfig)
 
