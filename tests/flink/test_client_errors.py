@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from flink_gitops.clock import FakeClock
 from flink_gitops.errors import ConfigError, FlinkGitOpsError, PermanentError, TemporaryError
+from flink_gitops.execute.ports import FlinkPort
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.flink.errors import (
     CircuitOpen,
@@ -447,9 +448,9 @@ def test_the_default_savepoint_wait_is_the_clusters_savepoint_timeout(clock: Fak
 def test_a_cancel_hook_stops_a_wait_before_the_next_poll(clock: FakeClock) -> None:
     fake = Fake()
     fake.on("GET", f"/jobs/{JOB}/savepoints/{TRIGGER}", sp("IN_PROGRESS"))
-    answers = iter([True, True, False])
+    answers = iter([False, False, True])
     with client(fake, clock) as c, pytest.raises(PollCancelled) as info:
-        c.wait_for_savepoint(JOB, TRIGGER, timeout=600, keep_going=lambda: next(answers), poll_s=1)
+        c.wait_for_savepoint(JOB, TRIGGER, timeout=600, cancelled=lambda: next(answers), poll_s=1)
     assert fake.calls("GET", f"/jobs/{JOB}/savepoints/{TRIGGER}") == 2
     assert (info.value.job_id, info.value.trigger_id) == (JOB, TRIGGER)
     assert not info.value.retryable
@@ -461,9 +462,9 @@ def test_a_lost_lease_means_no_call_at_all(clock: FakeClock) -> None:
     fake.on("GET", "/savepoint-disposal/x", sp("IN_PROGRESS"))
     with client(fake, clock) as c:
         with pytest.raises(PollCancelled):
-            c.wait_for_job_state(JOB, {"RUNNING"}, 60, keep_going=lambda: False)
+            c.wait_for_job_state(JOB, {"RUNNING"}, 60, cancelled=lambda: True)
         with pytest.raises(PollCancelled):
-            c.wait_for_disposal("x", keep_going=lambda: False)
+            c.wait_for_disposal("x", cancelled=lambda: True)
     assert fake.requests == []
 
 
@@ -539,6 +540,7 @@ def test_credentials_over_plain_http_are_refused_unless_allowed(tmp_path: Path, 
 
 _LIBRARY_USE = """
 import httpx, sys
+from flink_gitops.execute.ports import FlinkPort
 from flink_gitops.flink.client import FlinkClient
 {setup}
 def answer(request):
@@ -573,3 +575,13 @@ def test_the_client_logs_nothing_as_a_library_and_debug_lines_once_the_cli_enabl
     assert ("flink lib GET /overview -> 200" in result.stderr) is logged, result.stderr
     if not logged:
         assert result.stderr == ""
+
+
+# --- the executor's port ---------------------------------------------------------------------------
+
+
+def test_the_client_is_the_executors_flink_port(clock: FakeClock) -> None:
+    """mypy checks the assignment (the client has the port's methods, signatures compatible)."""
+    with FlinkClient("http://flink:8081", clock=clock) as flink:
+        port: FlinkPort = flink
+        assert port.wait_for_savepoint == flink.wait_for_savepoint

@@ -6,7 +6,7 @@ still running, refused), retries idempotent calls only (GETs, polls, plans, and
 savepoint / stop triggers, which carry the caller's trigger id; never a run,
 upload, cancel, delete or disposal) through :mod:`.retry`, guards the cluster
 with a circuit breaker (:mod:`.breaker`) and parses answers into :mod:`.models`.
-Long waits take a timeout, a deadline and a cancel hook (``keep_going``), so a
+Long waits take a timeout, a deadline and a cancel hook (``cancelled``), so a
 deposed leader stops driving Flink. Logs each request at DEBUG under
 ``flink_gitops.flink``, which is disabled until the CLI enables logging.
 It learns the Flink version from ``/config`` once and shapes version-specific
@@ -81,7 +81,7 @@ from flink_gitops.flink.retry import RetryPolicy
 from flink_gitops.secrets import Secret, read_secret
 from flink_gitops.settings import ClusterConfig, ClusterTls
 
-__all__ = ["FlinkClient", "KeepGoing", "deterministic_job_id", "new_trigger_id"]
+__all__ = ["Cancelled", "FlinkClient", "deterministic_job_id", "new_trigger_id"]
 
 M = TypeVar("M", bound=BaseModel)
 P = TypeVar("P")
@@ -91,9 +91,9 @@ _DUPLICATE_MARKERS = ("DuplicateApplicationSubmissionException", "DuplicateJobSu
 #: Default poll interval for the wait helpers, seconds (callers may pass their own).
 DEFAULT_POLL_S = 0.2
 
-#: A wait's cancel hook: called before every poll; returning False stops the wait with
-#: :class:`PollCancelled` (e.g. ``lambda: lease.held()``).
-KeepGoing = Callable[[], bool]
+#: A wait's cancel hook: called before every poll; returning True stops the wait with
+#: :class:`PollCancelled` (e.g. ``lambda: not lease.held()``).
+Cancelled = Callable[[], bool]
 
 #: What a request does, which decides what a lost or unreadable answer means:
 #: "read" has no side effect (GET, plan): FlinkNoAnswer / FlinkBadAnswer, retried;
@@ -385,6 +385,8 @@ class FlinkClient:
         adopt it), :class:`FlinkBadRequest` / :class:`FlinkProgramError` whose message carries
         Flink's real cause, and :class:`FlinkMaybeApplied` when the answer was lost or unreadable
         (look the job up by ``request.job_id``; ``idempotent`` is True when a job id was fixed).
+        A run refused with 400 for its state (missing savepoint, unmappable state) still leaves a
+        FAILED job listed under that id, so the next try needs the next job id.
         """
         path = f"/jars/{_seg(jar_id)}/run"
         body = request.to_body(self.version().major)
@@ -462,7 +464,7 @@ class FlinkClient:
         timeout: float | None = None,
         *,
         deadline: float | None = None,
-        keep_going: KeepGoing | None = None,
+        cancelled: Cancelled | None = None,
         poll_s: float = DEFAULT_POLL_S,
     ) -> str:
         """Poll a savepoint or stop until it ends; return the savepoint location.
@@ -470,7 +472,7 @@ class FlinkClient:
         COMPLETED with a failure cause, or without a location, raises :class:`SavepointFailed`.
         The wait ends with :class:`FlinkStillRunning` after ``timeout`` seconds (default: the
         cluster's savepoint timeout) or at ``deadline`` (the clock's ``monotonic()``), whichever
-        is first, and with :class:`PollCancelled` as soon as ``keep_going()`` returns False.
+        is first, and with :class:`PollCancelled` as soon as ``cancelled()`` returns True.
         """
         path = f"/jobs/{_seg(job_id)}/savepoints/{_seg(trigger_id)}"
         op = self._wait_operation(
@@ -478,7 +480,7 @@ class FlinkClient:
             lambda: self.savepoint_status(job_id, trigger_id),
             timeout,
             deadline,
-            keep_going,
+            cancelled,
             poll_s,
             job_id=job_id,
             trigger_id=trigger_id,
@@ -513,7 +515,7 @@ class FlinkClient:
         timeout: float | None = None,
         *,
         deadline: float | None = None,
-        keep_going: KeepGoing | None = None,
+        cancelled: Cancelled | None = None,
         poll_s: float = DEFAULT_POLL_S,
     ) -> None:
         """Poll a disposal until it ends; a failure cause raises :class:`OperationFailed`; the
@@ -524,7 +526,7 @@ class FlinkClient:
             lambda: self.disposal_status(trigger_id),
             timeout,
             deadline,
-            keep_going,
+            cancelled,
             poll_s,
             job_id=None,
             trigger_id=trigger_id,
@@ -544,7 +546,7 @@ class FlinkClient:
         timeout: float,
         *,
         deadline: float | None = None,
-        keep_going: KeepGoing | None = None,
+        cancelled: Cancelled | None = None,
         poll_s: float = DEFAULT_POLL_S,
         all_tasks_running: bool = False,
     ) -> JobDetails:
@@ -580,7 +582,7 @@ class FlinkClient:
             reached,
             timeout,
             deadline,
-            keep_going,
+            cancelled,
             poll_s,
             lambda details: details.state,
             job_id=job_id,
@@ -607,7 +609,7 @@ class FlinkClient:
         fetch: Callable[[], AsyncOperation],
         timeout: float | None,
         deadline: float | None,
-        keep_going: KeepGoing | None,
+        cancelled: Cancelled | None,
         poll_s: float,
         *,
         job_id: str | None,
@@ -620,7 +622,7 @@ class FlinkClient:
             lambda op: op.completed,
             self.savepoint_timeout_s if timeout is None else timeout,
             deadline,
-            keep_going,
+            cancelled,
             poll_s,
             lambda op: str(op.status.id),
             job_id=job_id,
@@ -634,7 +636,7 @@ class FlinkClient:
         done: Callable[[P], bool],
         timeout: float,
         deadline: float | None,
-        keep_going: KeepGoing | None,
+        cancelled: Cancelled | None,
         poll_s: float,
         state_of: Callable[[P], str],
         *,
@@ -643,7 +645,7 @@ class FlinkClient:
     ) -> P:
         """Call ``fetch`` every ``poll_s`` seconds of the clock until ``done`` accepts its answer.
 
-        Before every fetch ``keep_going`` is asked (:class:`PollCancelled` when it says no); once
+        Before every fetch ``cancelled`` is asked (:class:`PollCancelled` when it says yes); once
         ``timeout`` seconds have passed or the clock reached ``deadline``,
         :class:`FlinkStillRunning` names the last state seen."""
         ids = {"job_id": job_id, "trigger_id": trigger_id}
@@ -652,7 +654,7 @@ class FlinkClient:
         if deadline is not None and deadline < end:
             end, limit = deadline, "at the caller's deadline"
         while True:
-            if keep_going is not None and not keep_going():
+            if cancelled is not None and cancelled():
                 raise PollCancelled("wait cancelled by the caller", cluster=self.name, path=path, **ids)
             value = fetch()
             if done(value):

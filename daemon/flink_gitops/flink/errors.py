@@ -171,7 +171,7 @@ class FlinkMaybeApplied(_Where, FlinkGitOpsError):
 
 
 class PollCancelled(_Where, FlinkGitOpsError):
-    """The caller's cancel hook returned False during a wait (e.g. the lease was lost).
+    """The caller's cancel hook (``cancelled``) returned True during a wait (e.g. the lease was lost).
 
     The operation or job may go on in Flink: whoever holds the lease now resumes from the recorded
     ids. Not retryable: a deposed leader must stop driving Flink. ``job_id`` / ``trigger_id`` name
