@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from loguru import logger
 
@@ -268,6 +268,10 @@ ops = st.lists(
 )
 
 
+@example(
+    threshold=1,
+    script=[("acquire", 0.0), ("advance", 14.643972862968337), ("failure", 0.0), ("acquire", 0.0)],
+)
 @given(threshold=st.integers(min_value=1, max_value=4), script=ops)
 def test_breaker_lets_one_trial_through_while_half_open(threshold: int, script: list[Op]) -> None:
     clock = FakeClock()
