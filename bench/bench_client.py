@@ -16,7 +16,6 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -24,16 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from loguru import logger
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fixtures (the test jars)
-
-from tests.fixtures.flink import JobJars, build_test_jars
-
 from flink_gitops.flink.client import FlinkClient
-from flink_gitops.flink.ids import deterministic_job_id
+from flink_gitops.flink.ids import deterministic_job_id, new_trigger_id
 from flink_gitops.flink.local import LocalFlinkCluster, ensure_flink
 from flink_gitops.flink.models import RunRequest
+from flink_gitops.flink.testjobs import JobJars, build_test_jars
 
 T = TypeVar("T")
 POLL_S = 0.05
@@ -63,10 +57,12 @@ def one_round(client: FlinkClient, jars: JobJars, out: Path, samples: dict[str, 
         return job
 
     def savepoint(job: str) -> str:
-        return client.wait_for_savepoint(job, client.trigger_savepoint(job), poll_s=POLL_S)
+        trigger = client.trigger_savepoint(job, trigger_id=new_trigger_id())
+        return client.wait_for_savepoint(job, trigger, poll_s=POLL_S)
 
     def stop(job: str) -> str:
-        return client.wait_for_savepoint(job, client.stop_with_savepoint(job), poll_s=POLL_S)
+        trigger = client.stop_with_savepoint(job, trigger_id=new_trigger_id())
+        return client.wait_for_savepoint(job, trigger, poll_s=POLL_S)
 
     def upgrade(old: str) -> str:
         return run_running(request("c", stop(old)))
@@ -88,8 +84,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--refresh-ms", type=int, default=200)
     args = parser.parse_args()
-    logger.remove()  # the client logs every request at DEBUG; keep the figures readable
-    logger.add(sys.stderr, level="INFO")
 
     flink_home = ensure_flink(args.version)
     jars = build_test_jars(ensure_flink("2.3.0"))

@@ -45,6 +45,9 @@ class ClusterAuth(_Section):
     password: SecretRef | None = None
     #: bearer token.
     token: SecretRef | None = None
+    #: send basic/bearer credentials over a plain http:// url (in clear). Default false: the
+    #: client refuses it; true only behind a loopback or otherwise trusted hop.
+    allow_plain_http: bool = False
 
     @model_validator(mode="after")
     def _complete(self) -> Self:

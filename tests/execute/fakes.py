@@ -93,6 +93,9 @@ class FakeFlink:
             }
         )
 
+    def find_job(self, job_id: str) -> JobDetails | None:
+        return self.job(job_id) if job_id in self.jobs else None
+
     def checkpoints(self, job_id: str) -> CheckpointStats:
         j = self._get(job_id)
         completed = None

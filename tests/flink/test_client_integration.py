@@ -22,12 +22,15 @@ from flink_gitops.flink.errors import (
     FlinkConflict,
     FlinkNotFound,
     FlinkProgramError,
+    FlinkStillRunning,
+    JobEnded,
     SavepointFailed,
+    UnknownTrigger,
 )
-from flink_gitops.flink.ids import deterministic_job_id
+from flink_gitops.flink.ids import deterministic_job_id, new_trigger_id
 from flink_gitops.flink.local import LocalFlinkCluster
 from flink_gitops.flink.models import TERMINAL_STATES, RunRequest
-from tests.fixtures.flink import JobJars, read_counts, wait_until
+from tests.fixtures.flink import JobJars, local_cluster, read_counts, wait_until
 
 WAIT_S = 60.0
 POLL_S = 0.1
@@ -58,6 +61,10 @@ class Env:
 
     def running(self, job_id: str) -> None:
         self.client.wait_for_job_state(job_id, {"RUNNING"}, WAIT_S, poll_s=POLL_S, all_tasks_running=True)
+
+    def savepoints_of(self, job_id: str) -> list[Path]:
+        """The savepoint directories Flink wrote for ``job_id`` (named savepoint-<first 6 hex>-...)."""
+        return sorted(self.cluster.savepoint_dir.glob(f"savepoint-{job_id[:6]}-*"))
 
     def cancel_quietly(self, job_id: str) -> None:
         """Cancel unless already terminal (job views are cached ~200 ms, so a 409 can still come)."""
@@ -100,11 +107,15 @@ def test_stop_with_savepoint_and_restore_continues_the_counts(env: Env, tmp_path
         env.running(first)
         wait_until("counts", lambda: (c := read_counts(tmp_path / "a", first)) and min(c.values()) >= 100)
         # A plain savepoint keeps the job running; dispose of it afterwards.
-        extra = client.wait_for_savepoint(first, client.trigger_savepoint(first), poll_s=POLL_S)
+        extra = client.wait_for_savepoint(
+            first, client.trigger_savepoint(first, trigger_id=new_trigger_id()), poll_s=POLL_S
+        )
         assert Path(extra.removeprefix("file:")).is_dir()
         assert client.job(first).state == "RUNNING"
 
-        location = client.wait_for_savepoint(first, client.stop_with_savepoint(first), poll_s=POLL_S)
+        location = client.wait_for_savepoint(
+            first, client.stop_with_savepoint(first, trigger_id=new_trigger_id()), poll_s=POLL_S
+        )
         client.wait_for_job_state(first, {"FINISHED"}, WAIT_S, poll_s=POLL_S)
     finally:
         env.cancel_quietly(first)
@@ -173,7 +184,157 @@ def test_savepoint_of_a_finished_job_is_savepoint_failed(env: Env, tmp_path: Pat
     env.run_counter(tmp_path / "out", job_id)
     env.cancel_quietly(job_id)
     with pytest.raises(SavepointFailed):
-        env.client.wait_for_savepoint(job_id, env.client.trigger_savepoint(job_id), poll_s=POLL_S)
+        env.client.wait_for_savepoint(
+            job_id, env.client.trigger_savepoint(job_id, trigger_id=new_trigger_id()), poll_s=POLL_S
+        )
+
+
+# --- idempotent triggers: our trigger id, sent twice, is one operation ------------------------------
+
+
+def test_savepoint_with_our_trigger_id_is_one_operation_however_often_sent(env: Env, tmp_path: Path) -> None:
+    client = env.client
+    job = env.run_counter(tmp_path / "out", fresh_id("idem-savepoint"))
+    try:
+        env.running(job)
+        trigger = new_trigger_id()
+        # Sent twice back to back (a resumed step after a crash), then once more after it completed.
+        assert client.trigger_savepoint(job, trigger_id=trigger) == trigger
+        assert client.trigger_savepoint(job, trigger_id=trigger) == trigger
+        location = client.wait_for_savepoint(job, trigger, poll_s=POLL_S)
+        assert client.trigger_savepoint(job, trigger_id=trigger) == trigger
+        again = client.savepoint_status(job, trigger)  # GET by our own trigger id
+        assert again.completed
+        assert again.operation is not None
+        assert again.operation.location == location
+        assert client.wait_for_savepoint(job, trigger, poll_s=POLL_S) == location
+        # Nothing new was started: one savepoint directory for this job, the job still runs.
+        assert env.savepoints_of(job) == [Path(location.removeprefix("file:"))]
+        assert client.checkpoints(job).latest_savepoint_path == location
+        assert client.job(job).state == "RUNNING"
+        # A trigger id Flink never saw for this job is its own error (safe to send it then).
+        with pytest.raises(UnknownTrigger) as unknown:
+            client.savepoint_status(job, new_trigger_id())
+        print(f"\n{env.cluster.version} unknown trigger: {unknown.value}")
+    finally:
+        env.cancel_quietly(job)
+
+
+def test_stop_with_our_trigger_id_repeats_as_the_same_stop_after_the_job_finished(
+    env: Env, tmp_path: Path
+) -> None:
+    client = env.client
+    job = env.run_counter(tmp_path / "out", fresh_id("idem-stop"))
+    try:
+        env.running(job)
+        trigger = new_trigger_id()
+        assert client.stop_with_savepoint(job, trigger_id=trigger) == trigger
+        assert client.stop_with_savepoint(job, trigger_id=trigger) == trigger
+        location = client.wait_for_savepoint(job, trigger, poll_s=POLL_S)
+        client.wait_for_job_state(job, {"FINISHED"}, WAIT_S, poll_s=POLL_S)
+        # The stop finished and the job is FINISHED: the same request still answers 202 with the
+        # same operation and its savepoint, instead of a failed new stop.
+        assert client.stop_with_savepoint(job, trigger_id=trigger) == trigger
+        assert client.wait_for_savepoint(job, trigger, poll_s=POLL_S) == location
+        status = client.savepoint_status(job, trigger)
+        assert status.operation is not None
+        assert status.operation.failure_cause is None
+        assert len(env.savepoints_of(job)) == 1
+        assert client.job(job).state == "FINISHED"
+        assert client.checkpoints(job).latest_savepoint_path == location
+        # A new trigger id for the finished job is a new stop, and it fails.
+        with pytest.raises(SavepointFailed):
+            client.wait_for_savepoint(
+                job, client.stop_with_savepoint(job, trigger_id=new_trigger_id()), poll_s=POLL_S
+            )
+    finally:
+        env.cancel_quietly(job)
+    assert Path(location.removeprefix("file:")).is_dir()
+
+
+def test_a_trigger_id_reused_for_another_kind_of_operation(env: Env, tmp_path: Path) -> None:
+    """Measured: Flink keys savepoints and stops by (job, trigger id) in one cache, so a stop sent
+    with a savepoint's trigger id is taken for a repeat of that savepoint: the job is NOT stopped.
+    Callers must use one fresh trigger id per operation."""
+    client = env.client
+    job = env.run_counter(tmp_path / "out", fresh_id("idem-reuse"))
+    try:
+        env.running(job)
+        trigger = new_trigger_id()
+        location = client.wait_for_savepoint(
+            job, client.trigger_savepoint(job, trigger_id=trigger), poll_s=POLL_S
+        )
+        assert client.stop_with_savepoint(job, trigger_id=trigger) == trigger
+        assert client.wait_for_savepoint(job, trigger, poll_s=POLL_S) == location
+        with pytest.raises(FlinkStillRunning):
+            client.wait_for_job_state(job, {"FINISHED"}, 1.0, poll_s=POLL_S)
+        assert client.job(job).state == "RUNNING"
+        assert len(env.savepoints_of(job)) == 1
+    finally:
+        env.cancel_quietly(job)
+
+
+def test_wait_for_job_state_raises_job_ended_and_suspended_is_not_terminal(env: Env, tmp_path: Path) -> None:
+    job = env.run_counter(tmp_path / "out", fresh_id("ended"))
+    env.running(job)
+    env.cancel_quietly(job)
+    with pytest.raises(JobEnded) as info:
+        env.client.wait_for_job_state(job, {"RUNNING"}, WAIT_S, poll_s=POLL_S)
+    assert (info.value.job_id, info.value.state) == (job, "CANCELED")
+    assert "SUSPENDED" not in TERMINAL_STATES
+
+
+def _forgotten(client: FlinkClient, job_id: str, trigger_id: str) -> bool:
+    try:
+        client.savepoint_status(job_id, trigger_id)
+    except UnknownTrigger:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "home",
+    [
+        pytest.param("flink_home", marks=pytest.mark.flink, id="flink-2.3"),
+        pytest.param("flink120_home", marks=pytest.mark.flink120, id="flink-1.20"),
+    ],
+)
+def test_once_flink_forgot_a_trigger_the_same_id_starts_a_new_operation(
+    request: pytest.FixtureRequest, home: str, test_jars: JobJars, tmp_path: Path
+) -> None:
+    """Idempotence lasts while Flink keeps the result: ``rest.async.store-duration`` (default 5 min)
+    after the operation ended, on that JobManager. Here 1 s, on a private cluster."""
+    flink_home: Path = request.getfixturevalue(home)
+    with (
+        local_cluster(flink_home, extra_conf={"rest.async.store-duration": "1 s"}) as cluster,
+        FlinkClient(cluster.rest_url, name="forgetful") as client,
+    ):
+        env = Env(cluster, client, test_jars, client.upload_jar(test_jars.stateful))
+        job = env.run_counter(tmp_path / "out", fresh_id("forgotten"))
+        env.running(job)
+        trigger = new_trigger_id()
+        first = client.wait_for_savepoint(
+            job, client.trigger_savepoint(job, trigger_id=trigger), poll_s=POLL_S
+        )
+        wait_until("the savepoint forgotten", lambda: _forgotten(client, job, trigger))
+        second = client.wait_for_savepoint(
+            job, client.trigger_savepoint(job, trigger_id=trigger), poll_s=POLL_S
+        )
+        assert second != first
+        assert len(env.savepoints_of(job)) == 2  # a second savepoint was taken
+
+        stop = new_trigger_id()
+        stopped_at = client.wait_for_savepoint(
+            job, client.stop_with_savepoint(job, trigger_id=stop), poll_s=POLL_S
+        )
+        client.wait_for_job_state(job, {"FINISHED"}, WAIT_S, poll_s=POLL_S)
+        wait_until("the stop forgotten", lambda: _forgotten(client, job, stop))
+        # Now the same stop is a new one, against a finished job: it fails. The job's own
+        # checkpoint statistics still name the savepoint the first stop took.
+        with pytest.raises(SavepointFailed, match="FlinkJobNotFoundException") as info:
+            client.wait_for_savepoint(job, client.stop_with_savepoint(job, trigger_id=stop), poll_s=POLL_S)
+        assert client.checkpoints(job).latest_savepoint_path == stopped_at
+        print(f"\n{cluster.version} stop re-sent after Flink forgot it: {info.value}")
 
 
 # --- 2.3 only below: the rest of the surface ---------------------------------------------------------
@@ -192,7 +353,9 @@ def test_changed_operator_uid_needs_allow_non_restored_state(env23: Env, tmp_pat
     first = env23.run_counter(tmp_path / "a", fresh_id("uid-first"))
     try:
         env23.running(first)
-        location = client.wait_for_savepoint(first, client.stop_with_savepoint(first), poll_s=POLL_S)
+        location = client.wait_for_savepoint(
+            first, client.stop_with_savepoint(first, trigger_id=new_trigger_id()), poll_s=POLL_S
+        )
         client.wait_for_job_state(first, {"FINISHED"}, WAIT_S, poll_s=POLL_S)
     finally:
         env23.cancel_quietly(first)

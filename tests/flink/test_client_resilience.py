@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from loguru import logger
 
@@ -22,10 +22,10 @@ from flink_gitops.flink.breaker import CircuitBreaker
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.flink.errors import (
     CircuitOpen,
+    FlinkMaybeApplied,
     FlinkNotFound,
+    FlinkNotSent,
     FlinkServerError,
-    FlinkTemporaryError,
-    FlinkUnreachable,
 )
 from flink_gitops.flink.models import RunRequest
 from flink_gitops.flink.retry import RetryPolicy, backoff_delay
@@ -94,7 +94,7 @@ def test_get_retries_temporary_errors_with_full_jitter_schedule(clock: FakeClock
 
 def test_get_gives_up_after_max_attempts_and_reraises_the_last_error(clock: FakeClock) -> None:
     script = Scripted(503, 503, httpx.ConnectError)
-    with client_for(script, clock, attempts=3) as client, pytest.raises(FlinkUnreachable):
+    with client_for(script, clock, attempts=3) as client, pytest.raises(FlinkNotSent):
         client.overview()
     assert script.calls == 3
     assert len(clock.sleeps) == 2
@@ -119,30 +119,62 @@ def _side_effects(tmp_path: Path) -> Iterator[tuple[str, Callable[[FlinkClient],
     jar = tmp_path / "a.jar"
     jar.write_bytes(b"PK")
     yield "run", lambda c: c.run("a.jar", RunRequest(job_id=JOB))
-    yield "stop", lambda c: c.stop_with_savepoint(JOB)
-    yield "savepoint", lambda c: c.trigger_savepoint(JOB)
     yield "upload", lambda c: c.upload_jar(jar)
     yield "cancel", lambda c: c.cancel(JOB)
     yield "delete_jar", lambda c: c.delete_jar("a.jar")
     yield "dispose", lambda c: c.dispose_savepoint("file:/sp/s")
 
 
-@pytest.mark.parametrize("outcome", [503, httpx.ConnectError, httpx.ReadTimeout])
+@pytest.mark.parametrize(
+    ("outcome", "error"),
+    [(503, FlinkServerError), (httpx.ConnectError, FlinkNotSent), (httpx.ReadTimeout, FlinkMaybeApplied)],
+)
 def test_calls_with_side_effects_are_never_retried(
-    clock: FakeClock, tmp_path: Path, outcome: int | type[Exception]
+    clock: FakeClock, tmp_path: Path, outcome: int | type[Exception], error: type[Exception]
 ) -> None:
     for name, call in _side_effects(tmp_path):
         script = Scripted(outcome)
-        with client_for(script, clock) as client, pytest.raises(FlinkTemporaryError) as info:
+        with client_for(script, clock) as client, pytest.raises(error):
             call(client)
         assert script.calls == 1, name
         assert clock.sleeps == [], name
-        assert info.value.retryable  # the caller may decide to try again, after checking state
+
+
+TRIGGER = "e" * 32
+
+
+@pytest.mark.parametrize("outcome", [503, httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError])
+@pytest.mark.parametrize("kind", ["stop", "savepoint"])
+def test_triggers_with_our_trigger_id_are_retried_with_the_same_body(
+    clock: FakeClock, outcome: int | type[Exception], kind: str
+) -> None:
+    """They carry the caller's trigger id, so Flink answers a repeat with the same operation."""
+    script = Scripted(outcome, outcome, {"request-id": TRIGGER})
+    with client_for(script, clock) as client:
+        if kind == "stop":
+            assert client.stop_with_savepoint(JOB, trigger_id=TRIGGER) == TRIGGER
+        else:
+            assert client.trigger_savepoint(JOB, trigger_id=TRIGGER) == TRIGGER
+    assert script.calls == 3
+    assert clock.sleeps == expected_delays(2)
+    bodies = {bytes(r.content) for r in script.requests if r.url.path != "/config"}
+    assert len(bodies) == 1
+    assert TRIGGER.encode() in bodies.pop()
+
+
+def test_a_trigger_whose_answers_stay_lost_is_maybe_applied_and_idempotent(clock: FakeClock) -> None:
+    script = Scripted(httpx.ReadTimeout)
+    with client_for(script, clock, attempts=3) as client, pytest.raises(FlinkMaybeApplied) as info:
+        client.stop_with_savepoint(JOB, trigger_id=TRIGGER)
+    assert script.calls == 3
+    assert info.value.idempotent
+    assert not info.value.retryable
 
 
 # --- circuit breaker ---------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("flink_logs_enabled")
 def test_breaker_opens_rejects_half_opens_and_closes_with_times(clock: FakeClock) -> None:
     script = Scripted(503, 503, 503, 503, OVERVIEW)
     logs: list[str] = []
@@ -236,6 +268,10 @@ ops = st.lists(
 )
 
 
+@example(
+    threshold=1,
+    script=[("acquire", 0.0), ("advance", 14.643972862968337), ("failure", 0.0), ("acquire", 0.0)],
+)
 @given(threshold=st.integers(min_value=1, max_value=4), script=ops)
 def test_breaker_lets_one_trial_through_while_half_open(threshold: int, script: list[Op]) -> None:
     clock = FakeClock()
@@ -323,7 +359,7 @@ def test_real_refused_connection_is_retried_then_opens_the_breaker(clock: FakeCl
             breaker_reset_s=60,
         )
         with client:
-            with pytest.raises(FlinkUnreachable, match="'gone': GET /overview: cannot reach"):
+            with pytest.raises(FlinkNotSent, match="'gone': GET /overview: request not sent"):
                 client.overview()
             assert len(clock.sleeps) == 2
             assert state(client) == "open"

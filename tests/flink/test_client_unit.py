@@ -19,15 +19,18 @@ from flink_gitops.flink.client import FlinkClient, deterministic_job_id
 from flink_gitops.flink.errors import (
     DuplicateJobId,
     FlinkAuthError,
+    FlinkBadAnswer,
     FlinkBadRequest,
     FlinkConflict,
+    FlinkMaybeApplied,
+    FlinkNoAnswer,
     FlinkNotFound,
     FlinkPermanentError,
     FlinkProgramError,
     FlinkServerError,
+    FlinkStillRunning,
     FlinkTemporaryError,
-    FlinkTimeout,
-    FlinkUnreachable,
+    JobEnded,
     OperationFailed,
     SavepointFailed,
 )
@@ -37,6 +40,7 @@ from flink_gitops.secrets import SecretRef
 from flink_gitops.settings import ClusterAuth, ClusterConfig, ClusterTls
 
 JOB = "a" * 32
+TRIGGER = "7" * 32
 Handler = Callable[[httpx.Request], httpx.Response]
 
 MISSING_SAVEPOINT = {
@@ -165,25 +169,9 @@ def test_status_maps_to_error_type_with_where(
     assert f"'prod': GET /jobs/{JOB} -> {status}: boom" in str(err)
 
 
-def test_transport_errors_map_to_unreachable_and_timeout(clock: FakeClock) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
-
-    one = RetryPolicy(max_attempts=1)
-    refusing = FlinkClient("http://x", clock=clock, retry=one, transport=httpx.MockTransport(refuse))
-    with refusing, pytest.raises(FlinkUnreachable) as unreachable:
-        refusing.overview()
-    slow_client = FlinkClient("http://x", clock=clock, retry=one, transport=httpx.MockTransport(slow))
-    with slow_client, pytest.raises(FlinkTimeout) as timeout:
-        slow_client.overview()
-    assert isinstance(unreachable.value.__cause__, httpx.ConnectError)
-    assert isinstance(timeout.value.__cause__, httpx.ReadTimeout)
-
-
-def test_an_unreadable_answer_is_unreachable_retried_and_charged_to_the_breaker(clock: FakeClock) -> None:
+def test_an_undecodable_answer_to_a_get_is_no_answer_retried_and_charged_to_the_breaker(
+    clock: FakeClock,
+) -> None:
     def broken_gzip(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
 
@@ -191,7 +179,7 @@ def test_an_unreadable_answer_is_unreachable_retried_and_charged_to_the_breaker(
     retry = RetryPolicy(max_attempts=2, initial_s=0.5, max_s=4.0)
     with (
         FlinkClient("http://x", clock=clock, retry=retry, breaker_threshold=2, transport=transport) as client,
-        pytest.raises(FlinkUnreachable, match="no readable answer") as caught,
+        pytest.raises(FlinkNoAnswer, match="no readable answer") as caught,
     ):
         client.overview()
     assert isinstance(caught.value.__cause__, httpx.DecodingError)
@@ -211,7 +199,7 @@ def test_non_json_error_body_uses_first_line(fake: FakeFlink, clock: FakeClock) 
 
 def test_unexpected_answer_shape_is_a_clear_error(fake: FakeFlink, clock: FakeClock) -> None:
     fake.on("GET", f"/jobs/{JOB}", httpx.Response(200, json={"jid": JOB}))
-    with make_client(fake, clock) as client, pytest.raises(FlinkBadRequest, match=r"JobDetails.*name"):
+    with make_client(fake, clock) as client, pytest.raises(FlinkBadAnswer, match=r"JobDetails.*name"):
         client.job(JOB)
 
 
@@ -405,27 +393,36 @@ def sp_status(status: str, operation: dict[str, Any] | None = None) -> httpx.Res
 
 
 def test_stop_with_savepoint_then_wait_returns_location(fake: FakeFlink, clock: FakeClock) -> None:
-    fake.on("POST", f"/jobs/{JOB}/stop", httpx.Response(202, json={"request-id": "t1"}))
+    fake.on("POST", f"/jobs/{JOB}/stop", httpx.Response(202, json={"request-id": TRIGGER}))
     fake.on(
         "GET",
-        f"/jobs/{JOB}/savepoints/t1",
+        f"/jobs/{JOB}/savepoints/{TRIGGER}",
         sp_status("IN_PROGRESS"),
         sp_status("IN_PROGRESS"),
         sp_status("COMPLETED", {"location": "file:/sp/savepoint-aaaa"}),
     )
     with make_client(fake, clock) as client:
-        trigger = client.stop_with_savepoint(JOB, "/sp")
+        trigger = client.stop_with_savepoint(JOB, trigger_id=TRIGGER, target_directory="/sp")
         location = client.wait_for_savepoint(JOB, trigger, timeout=10, poll_s=0.25)
+    assert trigger == TRIGGER
     assert location == "file:/sp/savepoint-aaaa"
-    assert fake.body("POST", f"/jobs/{JOB}/stop") == {"drain": False, "targetDirectory": "/sp"}
+    assert fake.body("POST", f"/jobs/{JOB}/stop") == {
+        "drain": False,
+        "targetDirectory": "/sp",
+        "triggerId": TRIGGER,
+    }
     assert clock.sleeps == [0.25, 0.25]
 
 
 def test_trigger_savepoint_body(fake: FakeFlink, clock: FakeClock) -> None:
-    fake.on("POST", f"/jobs/{JOB}/savepoints", httpx.Response(202, json={"request-id": "t2"}))
+    fake.on("POST", f"/jobs/{JOB}/savepoints", httpx.Response(202, json={"request-id": TRIGGER}))
     with make_client(fake, clock) as client:
-        assert client.trigger_savepoint(JOB, "/sp") == "t2"
-    assert fake.body("POST", f"/jobs/{JOB}/savepoints") == {"cancel-job": False, "target-directory": "/sp"}
+        assert client.trigger_savepoint(JOB, trigger_id=TRIGGER, target_directory="/sp") == TRIGGER
+    assert fake.body("POST", f"/jobs/{JOB}/savepoints") == {
+        "cancel-job": False,
+        "target-directory": "/sp",
+        "triggerId": TRIGGER,
+    }
 
 
 def test_completed_with_failure_cause_is_savepoint_failed(fake: FakeFlink, clock: FakeClock) -> None:
@@ -460,8 +457,13 @@ def test_completed_without_location_is_savepoint_failed(fake: FakeFlink, clock: 
 def test_wait_for_savepoint_times_out_on_the_injected_clock(fake: FakeFlink, clock: FakeClock) -> None:
     fake.on("GET", f"/jobs/{JOB}/savepoints/t1", sp_status("IN_PROGRESS"))
     start = clock.monotonic()
-    with make_client(fake, clock) as client, pytest.raises(FlinkTimeout, match="still IN_PROGRESS after 3 s"):
+    with (
+        make_client(fake, clock) as client,
+        pytest.raises(FlinkStillRunning, match="still IN_PROGRESS after 3 s") as info,
+    ):
         client.wait_for_savepoint(JOB, "t1", timeout=3, poll_s=1)
+    assert (info.value.job_id, info.value.trigger_id, info.value.last_state) == (JOB, "t1", "IN_PROGRESS")
+    assert info.value.retryable
     assert clock.monotonic() - start == 3
     assert fake.calls("GET", f"/jobs/{JOB}/savepoints/t1") == 4
 
@@ -506,14 +508,19 @@ def test_wait_for_job_state_waits_for_all_tasks(fake: FakeFlink, clock: FakeCloc
 
 def test_wait_for_job_state_fails_fast_on_other_terminal_state(fake: FakeFlink, clock: FakeClock) -> None:
     fake.on("GET", f"/jobs/{JOB}", job_answer("FAILED", "FAILED"))
-    with make_client(fake, clock) as client, pytest.raises(OperationFailed, match="ended FAILED"):
+    with make_client(fake, clock) as client, pytest.raises(JobEnded, match="ended FAILED") as info:
         client.wait_for_job_state(JOB, {"RUNNING"}, timeout=10)
+    assert (info.value.job_id, info.value.state) == (JOB, "FAILED")
+    assert isinstance(info.value, OperationFailed)
     assert clock.sleeps == []
 
 
 def test_wait_for_job_state_times_out(fake: FakeFlink, clock: FakeClock) -> None:
     fake.on("GET", f"/jobs/{JOB}", job_answer("RUNNING", "RUNNING"))
-    with make_client(fake, clock) as client, pytest.raises(FlinkTimeout, match="still RUNNING after 2 s"):
+    with (
+        make_client(fake, clock) as client,
+        pytest.raises(FlinkStillRunning, match="still RUNNING after 2 s"),
+    ):
         client.wait_for_job_state(JOB, {"CANCELED"}, timeout=2, poll_s=1)
 
 
@@ -699,17 +706,20 @@ TOKEN = "s3cr3t-T0KEN-value"
 PASSWORD = "pa55-W0RD-value"
 
 
+@pytest.mark.usefixtures("flink_logs_enabled")
 def test_bearer_and_basic_auth_headers_and_no_leaks(tmp_path: Path, clock: FakeClock) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     pw_file = tmp_path / "pw"
     pw_file.write_text(PASSWORD)
     bearer = ClusterConfig(
-        url="http://flink:8081", auth=ClusterAuth(kind="bearer", token=SecretRef(file=token_file))
+        url="https://flink:8443", auth=ClusterAuth(kind="bearer", token=SecretRef(file=token_file))
     )
     basic = ClusterConfig(
-        url="http://flink:8081",
-        auth=ClusterAuth(kind="basic", username="ops", password=SecretRef(file=pw_file)),
+        url="http://flink:8081",  # explicitly allowed in clear, e.g. a loopback proxy
+        auth=ClusterAuth(
+            kind="basic", username="ops", password=SecretRef(file=pw_file), allow_plain_http=True
+        ),
     )
     logs: list[str] = []
     sink = logger.add(logs.append, level="DEBUG", format="{message} {extra}")
@@ -777,5 +787,11 @@ def test_upload_answer_without_filename(fake: FakeFlink, clock: FakeClock, tmp_p
     jar = tmp_path / "job.jar"
     jar.write_bytes(b"PK")
     fake.on("POST", "/jars/upload", httpx.Response(200, json={"status": "success"}))
-    with make_client(fake, clock) as client, pytest.raises(FlinkBadRequest, match=r"JarUpload \(filename\)"):
+    with (
+        make_client(fake, clock) as client,
+        pytest.raises(
+            FlinkMaybeApplied, match=r"accepted, answer unreadable.*JarUpload \(filename\)"
+        ) as info,
+    ):
         client.upload_jar(jar)
+    assert not info.value.idempotent  # uploading again stores a second copy

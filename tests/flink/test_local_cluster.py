@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.flink.errors import FlinkBadRequest, FlinkTemporaryError
+from flink_gitops.flink.ids import new_trigger_id
 from flink_gitops.flink.local import (
     LocalFlinkCluster,
     LocalFlinkError,
@@ -159,7 +160,9 @@ def _exercise_jobs(cluster: LocalFlinkCluster, jars: JobJars, tmp_path: Path) ->
             "counts >= 200 for every key",
             lambda: (c := read_counts(out, first)).keys() == KEYS and min(c.values()) >= 200,
         )
-        savepoint = client.wait_for_savepoint(first, client.stop_with_savepoint(first), 60)
+        savepoint = client.wait_for_savepoint(
+            first, client.stop_with_savepoint(first, trigger_id=new_trigger_id()), 60
+        )
         client.wait_for_job_state(first, {"FINISHED"}, 30)
         before = read_counts(out, first)
         assert Path(urlparse(savepoint).path).parent == cluster.savepoint_dir

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flink_gitops.flink.errors import CircuitOpen, FlinkAuthError, FlinkUnreachable
+from flink_gitops.flink.errors import CircuitOpen, FlinkAuthError, FlinkNotSent
 from flink_gitops.flink.models import JobsOverview
 from flink_gitops.observe.observer import observe
 
@@ -59,7 +59,7 @@ def test_clusters_are_observed_concurrently() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        FlinkUnreachable("connection refused", cluster="eu", method="GET", path="/jobs/overview"),
+        FlinkNotSent("connection refused", cluster="eu", method="GET", path="/jobs/overview"),
         FlinkAuthError("401", cluster="eu", method="GET", path="/jobs/overview", status=401),
         CircuitOpen(
             cluster="eu",

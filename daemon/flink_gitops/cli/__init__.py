@@ -70,6 +70,7 @@ def main(ctx: click.Context, config: Path | None, log_level: str) -> None:
     """Keep Apache Flink jobs exactly as a Git repository describes them."""
     logger.remove()
     logger.add(sys.stderr, level=log_level.upper())
+    logger.enable("flink_gitops")  # library parts (flink/) stay silent unless a CLI asks
     ctx.obj = _Context(config)
 
 

@@ -28,10 +28,10 @@ from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
 from flink_gitops.execute.artifacts import ArtifactCache
 from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
-from flink_gitops.execute.operation import Operation, new_trigger_id
+from flink_gitops.execute.operation import Operation
 from flink_gitops.execute.ports import FlinkPort
 from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
-from flink_gitops.flink.ids import job_id_for
+from flink_gitops.flink.ids import job_id_for, new_trigger_id
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.observer import Observable, observe
 from flink_gitops.plan.model import Action, ActionKind, Plan, RecordedJob, Status

@@ -18,6 +18,11 @@ class LeaseLost(TemporaryError):
     """This instance no longer leads the cluster: stop driving Flink; the new leader resumes the operation."""
 
 
+class Unsettled(TemporaryError):
+    """A request may or may not have been applied (its answer was lost): the operation stays open and
+    the next attempt asks Flink about its recorded ids before doing anything again."""
+
+
 class RestoreRefused(PermanentError):
     """There is no state to restore from that the rules allow (no retained checkpoint, or too old)."""
 

@@ -11,18 +11,12 @@ Neighbours: ``execute.ports`` (the journal), ``execute.procedures`` (the steps).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flink_gitops.execute.ports import Journal
 from flink_gitops.plan.model import ActionKind
-
-
-def new_trigger_id() -> str:
-    """A client-chosen trigger id (32 hex), as Flink accepts for savepoints and stops."""
-    return secrets.token_hex(16)
 
 
 @dataclass

@@ -36,10 +36,19 @@ from loguru import logger
 
 from flink_gitops.clock import Clock
 from flink_gitops.errors import PermanentError, TemporaryError
-from flink_gitops.execute.errors import DeployFailed, LeaseLost, RestoreRefused, StopFailed
+from flink_gitops.execute.errors import DeployFailed, LeaseLost, RestoreRefused, StopFailed, Unsettled
 from flink_gitops.execute.operation import Operation
 from flink_gitops.execute.ports import FlinkPort, JobOutcome, Journal
-from flink_gitops.flink.errors import DuplicateJobId, FlinkConflict, FlinkNotFound, OperationFailed
+from flink_gitops.flink.errors import (
+    DuplicateJobId,
+    FlinkConflict,
+    FlinkMaybeApplied,
+    FlinkNotFound,
+    FlinkStillRunning,
+    OperationFailed,
+    PollCancelled,
+    UnknownTrigger,
+)
 from flink_gitops.flink.models import RunRequest
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.plan.model import ActionKind
@@ -162,6 +171,14 @@ class Procedures:
         Temporary errors propagate with the operation left open (resumed next cycle); permanent
         ones end it as FAILED or ROLLED_BACK, written with the job's status in one transaction.
         """
+        try:
+            return self._execute(op)
+        except PollCancelled as exc:
+            raise LeaseLost(f"job {op.job}: the cluster's lease was lost during a wait") from exc
+        except FlinkMaybeApplied as exc:
+            raise Unsettled(f"job {op.job}: {exc}; the next attempt looks before it acts") from exc
+
+    def _execute(self, op: Operation) -> JobOutcome:
         spec = RunSpec.from_record(op.ids["spec"])
         op.on_step = self.on_step
         if op.kind is ActionKind.RECORD:
@@ -201,10 +218,7 @@ class Procedures:
             if not op.has("stop-sent"):
                 op.record(self.journal, "stop-sent")
             try:
-                src.stop_with_savepoint(job_id, trigger_id=trigger)
-                location = src.wait_for_savepoint(
-                    job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
-                )
+                location = self._stop(src, job_id, trigger)
             except OperationFailed as exc:
                 # Flink finished the stop with a failure: the job runs on. This trigger id would only
                 # answer the same failure again, so the operation ends; the next attempt starts anew.
@@ -239,6 +253,30 @@ class Procedures:
         path = self._checkpoint(src, job_id) if last_state else None
         op.record(self.journal, "cancelled", state_path=path)
         return path
+
+    def _stop(self, src: FlinkPort, job_id: str, trigger: str) -> str:
+        """Send (or re-send: same trigger id, same operation) the stop and wait for its savepoint."""
+        for _ in range(2):
+            src.stop_with_savepoint(job_id, trigger_id=trigger)
+            try:
+                return src.wait_for_savepoint(
+                    job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
+                )
+            except UnknownTrigger:
+                # Flink forgot the trigger (JobManager restart, or its result is older than
+                # rest.async.store-duration). Ask about exactly this job: stopped -> its savepoint;
+                # still running -> the stop never arrived, send it again.
+                found = src.find_job(job_id)
+                if found is None:
+                    raise
+                if found.state == "FINISHED":
+                    path = src.checkpoints(job_id).latest_savepoint_path
+                    if path:
+                        return path
+                    raise
+                if found.state != "RUNNING":
+                    raise
+        raise StopFailed(f"Flink keeps forgetting the stop of job {job_id}")
 
     def _checkpoint(self, src: FlinkPort, job_id: str) -> str:
         """The job's latest completed checkpoint path, refused when absent, unretained or too old."""
@@ -305,9 +343,7 @@ class Procedures:
             )
         except OperationFailed as exc:
             raise DeployFailed(f"job {job_id} did not start: {exc}") from exc
-        except TemporaryError as exc:
-            if self.cancelled():
-                raise
+        except FlinkStillRunning as exc:
             raise DeployFailed(
                 f"job {job_id} not running within {self.timeouts.readiness_s:g} s: {exc}"
             ) from exc

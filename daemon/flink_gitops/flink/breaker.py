@@ -59,7 +59,8 @@ class CircuitBreaker:
                 logger.info("flink {}: circuit half-open, trial call {} {}", self.cluster, method, path)
                 return
             assert self._opened_at is not None
-            retry_in = max(self._opened_at + self.reset_s - self._clock.monotonic(), 0.0)
+            # clamped: float rounding of opened_at + reset_s - now can exceed reset_s
+            retry_in = min(max(self._opened_at + self.reset_s - self._clock.monotonic(), 0.0), self.reset_s)
             until = self._clock.now() + timedelta(seconds=retry_in)
         raise CircuitOpen(cluster=self.cluster, method=method, path=path, until=until, retry_in=retry_in)
 

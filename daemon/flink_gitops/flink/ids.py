@@ -1,13 +1,20 @@
-"""Deterministic Flink job ids: the same parts, e.g. (uid, generation), always give the same id.
+"""Flink ids we choose ourselves: job ids and trigger ids (32 lowercase hex characters each).
 
-A submission that carries such an id (the run request's ``jobId``) can be found
-again after a crash instead of being doubled. Neighbours: execute chooses the
-parts; :mod:`.client` passes the id to Flink.
+A deterministic job id (same parts, same id) in a run request lets a submission be found again
+after a crash instead of being doubled. A trigger id chosen by the caller, recorded before the
+POST and sent in the savepoint / stop body, makes that POST idempotent: Flink answers a repeat
+with the same operation. Neighbours: execute chooses the parts and records the ids;
+:mod:`.client` passes them to Flink.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
+
+#: A Flink id (job id, trigger id): 32 lowercase hex characters.
+FLINK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def deterministic_job_id(*parts: str) -> str:
@@ -23,3 +30,16 @@ def job_id_for(uid: str, generation: int) -> str:
     if not uid or generation < 0:
         raise ValueError("job_id_for needs a uid and a generation >= 0")
     return deterministic_job_id(uid, str(generation))
+
+
+def new_trigger_id() -> str:
+    """A fresh random trigger id for one savepoint or stop. Record it before sending the trigger;
+    re-sending the trigger with it is then safe (Flink answers with the same operation)."""
+    return secrets.token_hex(16)
+
+
+def check_flink_id(value: str, what: str) -> str:
+    """``value`` if it is 32 lowercase hex characters, else ValueError naming ``what``."""
+    if not FLINK_ID_RE.match(value):
+        raise ValueError(f"{what} must be 32 lowercase hex characters")
+    return value

@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: A Flink job id: 32 lowercase hex characters.
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
-#: Job states after which Flink will not run the job again.
-TERMINAL_STATES = frozenset({"FINISHED", "FAILED", "CANCELED", "SUSPENDED"})
+#: Job states after which Flink will not run the job again (Flink's "globally terminal").
+#: SUSPENDED is not one: the job is only suspended on this JobManager, and an HA failover
+#: recovers it.
+TERMINAL_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
 
 ClaimMode = Literal["NO_CLAIM", "CLAIM", "LEGACY"]
 
@@ -164,11 +166,30 @@ class LatestCheckpoints(FlinkModel):
 
 
 class CheckpointStats(FlinkModel):
-    """``GET /jobs/:id/checkpoints``."""
+    """``GET /jobs/:id/checkpoints``: about this job id only (never "the newest file in the
+    directory", which may be another job's)."""
 
     counts: CheckpointCounts = Field(default_factory=CheckpointCounts)
     latest: LatestCheckpoints = Field(default_factory=LatestCheckpoints)
     history: list[CheckpointInfo] = Field(default_factory=list)
+
+    @property
+    def latest_completed_path(self) -> str | None:
+        """External path of the latest completed checkpoint (a retained one can be restored)."""
+        return self.latest.completed.external_path if self.latest.completed else None
+
+    @property
+    def latest_completed_at_ms(self) -> int | None:
+        """When the latest completed checkpoint completed (its last acknowledgement), epoch ms."""
+        done = self.latest.completed
+        if done is None:
+            return None
+        return done.latest_ack_timestamp or done.trigger_timestamp
+
+    @property
+    def latest_savepoint_path(self) -> str | None:
+        """External path of the job's latest savepoint (also one taken by stop-with-savepoint)."""
+        return self.latest.savepoint.external_path if self.latest.savepoint else None
 
 
 class ExceptionEntry(FlinkModel):

@@ -4,7 +4,8 @@ Built on tenacity; sleeping goes through the injected
 :class:`~flink_gitops.clock.Clock` and the jitter draws from an injectable
 ``random.Random``, so tests see exact, instant schedules. Only temporary
 errors are retried, and never :class:`~.errors.CircuitOpen` (the breaker
-already says when to come back). Neighbours: :mod:`.client` decides which
+already says when to come back); a caller whose request is idempotent may add
+:class:`~.errors.FlinkMaybeApplied` (a lost answer is then harmless). Neighbours: :mod:`.client` decides which
 calls are idempotent (GETs, polls) and wraps only those.
 """
 
@@ -29,8 +30,10 @@ def backoff_delay(attempt: int, *, initial: float, maximum: float, rng: random.R
     return rng.uniform(0.0, max(ceiling, 0.0))
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, FlinkTemporaryError) and not isinstance(exc, CircuitOpen)
+def _retryable(exc: BaseException, also: tuple[type[BaseException], ...] = ()) -> bool:
+    if isinstance(exc, CircuitOpen):
+        return False
+    return isinstance(exc, FlinkTemporaryError) or (bool(also) and isinstance(exc, also))
 
 
 @dataclass
@@ -45,14 +48,22 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random)
 
     def _wait(self, state: RetryCallState) -> float:
-        return backoff_delay(state.attempt_number, initial=self.initial_s, maximum=self.max_s, rng=self.rng)
+        """Full-jitter backoff, but at least the delay the error suggests (429's Retry-After),
+        capped at ``max_s``."""
+        delay = backoff_delay(state.attempt_number, initial=self.initial_s, maximum=self.max_s, rng=self.rng)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        suggested = getattr(exc, "delay", None)
+        if isinstance(suggested, int | float) and suggested > delay:
+            return min(float(suggested), self.max_s)
+        return delay
 
-    def call(self, clock: Clock, fn: Callable[[], T]) -> T:
-        """Call ``fn``; on a temporary error sleep (on ``clock``) and try again, up to ``max_attempts``."""
+    def call(self, clock: Clock, fn: Callable[[], T], *, also: tuple[type[BaseException], ...] = ()) -> T:
+        """Call ``fn``; on a temporary error (or one of ``also``) sleep (on ``clock``) and try again,
+        up to ``max_attempts``; then re-raise the last error."""
         retrying = Retrying(
             stop=stop_after_attempt(max(self.max_attempts, 1)),
             wait=self._wait,
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(lambda exc: _retryable(exc, also)),
             sleep=clock.sleep,
             reraise=True,
         )
