@@ -64,18 +64,19 @@ class _Group(click.Group):
     default="INFO",
     show_default=True,
 )
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG (same as --log-level DEBUG).")
 @click.version_option(__version__, prog_name="flink-gitops")
 @click.pass_context
-def main(ctx: click.Context, config: Path | None, log_level: str) -> None:
+def main(ctx: click.Context, config: Path | None, log_level: str, verbose: bool) -> None:
     """Keep Apache Flink jobs exactly as a Git repository describes them."""
     logger.remove()
-    logger.add(sys.stderr, level=log_level.upper())
+    logger.add(sys.stderr, level="DEBUG" if verbose else log_level.upper())
     logger.enable("flink_gitops")  # library parts (flink/) stay silent unless a CLI asks
     ctx.obj = _Context(config)
 
 
 def _register() -> None:
-    from flink_gitops.cli import audit, demo, keys, plan, schema, validate
+    from flink_gitops.cli import audit, demo, keys, plan, schema, sync, validate
 
     main.add_command(validate.validate)
     main.add_command(plan.plan)
@@ -83,6 +84,10 @@ def _register() -> None:
     main.add_command(audit.audit)
     main.add_command(keys.keys)
     main.add_command(demo.demo)
+    main.add_command(sync.sync)
+    main.add_command(sync.status)
+    main.add_command(sync.savepoint)
+    main.add_command(sync.history)
 
 
 _register()

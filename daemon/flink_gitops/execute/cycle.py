@@ -331,18 +331,23 @@ class Reconciler:
             assert record is not None
             logger.info("job {}: resuming operation {} from step {}", action.job, record.op_id, record.step)
             return resumed(record)
-        assert action.desired is not None
-        spec = RunSpec.of(action.desired, revision.commit)
+        job = self.store.jobs.get(action.job)
+        if action.desired is not None:
+            spec = RunSpec.of(action.desired, revision.commit).to_record()
+        elif job is not None and job.last_reconciled is not None:
+            spec = job.last_reconciled.spec  # a manual savepoint: the spec that runs
+        else:
+            raise PermanentError(f"job {action.job!r} has no spec to act on")
         epoch = self.leases[action.cluster].epoch
         also = {}
         if action.from_cluster and action.from_cluster != action.cluster:
             also[cluster_lease(action.from_cluster)] = self.leases[action.from_cluster].epoch
-        job = self.store.jobs.get(action.job)
+        file = action.desired.file if action.desired is not None else None
         with self.store.unit(epoch=epoch, lease=cluster_lease(action.cluster), also=also) as uow:
             if job is None:
-                uow.jobs.create(action.job, action.cluster, file=action.desired.file)
+                uow.jobs.create(action.job, action.cluster, file=file)
             elif job.deleted:
-                uow.jobs.new_life(action.job, action.cluster, file=action.desired.file)
+                uow.jobs.new_life(action.job, action.cluster, file=file)
             job = uow.jobs.next_generation(action.job, by=2)
             ids: dict[str, Any] = {
                 "cluster": action.cluster,
@@ -355,12 +360,41 @@ class Reconciler:
                 "trigger_id": new_trigger_id(),
                 "job_id": job_id_for(job.uid, job.generation - 1),
                 "rollback_job_id": job_id_for(job.uid, job.generation),
-                "spec": spec.to_record(),
+                "spec": spec,
                 "stable": job.last_stable.spec if job.last_stable is not None else None,
                 "savepoint_before": job.savepoint,
             }
             record = uow.operations.begin(action.job, action.kind.value, ids, cluster=action.cluster)
         return Operation(record.op_id, action.kind, action.job, dict(ids))
+
+    def manual_savepoint(self, name: str) -> str:
+        """``flink-gitops savepoint JOB``: a savepoint of the running job now; its location."""
+        job = self.store.jobs.get(name)
+        if job is None or job.deleted:
+            raise PermanentError(f"no job named {name!r} is recorded")
+        if not job.state.runs_a_job or job.flink_job_id is None:
+            raise PermanentError(
+                f"job {name!r} is {job.state.value}: no running Flink job to take a savepoint of"
+            )
+        refused = self._lead({job.cluster})
+        if refused:
+            raise PermanentError(refused[job.cluster])
+        action = Action(
+            ActionKind.SAVEPOINT,
+            name,
+            job.cluster,
+            "manual savepoint",
+            from_cluster=job.cluster,
+            current_job_id=job.flink_job_id,
+        )
+        commit = job.last_reconciled.commit if job.last_reconciled is not None else None
+        result = self._act(action, Revision(DesiredState(commit, {}, (), frozenset(), {}, ()), commit), None)
+        if not result.ok:
+            raise PermanentError(f"savepoint of job {name!r} failed: {result.message}")
+        latest = self.store.jobs.get(name)
+        assert latest is not None
+        assert latest.savepoint is not None
+        return latest.savepoint
 
     def _back_off(self, action: Action, exc: TemporaryError) -> None:
         job = self.store.jobs.get(action.job)

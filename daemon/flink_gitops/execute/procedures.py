@@ -37,6 +37,7 @@ from loguru import logger
 from flink_gitops.clock import Clock
 from flink_gitops.errors import PermanentError, TemporaryError
 from flink_gitops.execute.errors import DeployFailed, LeaseLost, RestoreRefused, StopFailed, Unsettled
+from flink_gitops.execute.failpoints import failpoint
 from flink_gitops.execute.operation import Operation
 from flink_gitops.execute.ports import FlinkPort, JobOutcome, Journal
 from flink_gitops.flink.errors import (
@@ -232,6 +233,7 @@ class Procedures:
                 raise StopFailed(f"stop-with-savepoint of job {job_id} did not complete: {exc}") from exc
             self._verify(location)
             op.record(self.journal, "stopped", state_path=location)
+            failpoint("stopped")
             return location
         # cancel: last-state restores from the job's latest retained checkpoint, read after the cancel
         last_state = op.ids.get("restore") == "last-checkpoint"
@@ -242,6 +244,7 @@ class Procedures:
             op.record(self.journal, "cancel-sent")
         try:
             src.cancel(job_id)
+            failpoint("cancel-sent")
         except FlinkConflict:
             pass  # already ended (Flink answers 409 for a job that just finished)
         except TemporaryError as exc:
@@ -252,12 +255,14 @@ class Procedures:
             raise StopFailed(f"job {job_id} did not end after cancel: {exc}") from exc
         path = self._checkpoint(src, job_id) if last_state else None
         op.record(self.journal, "cancelled", state_path=path)
+        failpoint("cancelled")
         return path
 
     def _stop(self, src: FlinkPort, job_id: str, trigger: str) -> str:
         """Send (or re-send: same trigger id, same operation) the stop and wait for its savepoint."""
         for _ in range(2):
             src.stop_with_savepoint(job_id, trigger_id=trigger)
+            failpoint("stop-sent")
             try:
                 return src.wait_for_savepoint(
                     job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
@@ -304,6 +309,7 @@ class Procedures:
         self._guard()
         jar_id = target.upload_jar(self.jars.path_for(spec))
         op.record(self.journal, "uploaded", **{key: jar_id})
+        failpoint("uploaded")
         return jar_id
 
     def _start(self, op: Operation, key: str, spec: RunSpec, restore: str | None) -> str:
@@ -324,6 +330,7 @@ class Procedures:
             op.record(self.journal, step)
         try:
             target.run(jar_id, spec.run_request(job_id, restore))
+            failpoint("run-sent")
         except DuplicateJobId:
             logger.info("job {}: Flink job {} already submitted; adopting it", op.job, job_id)
         except PermanentError as exc:
@@ -488,6 +495,7 @@ class Procedures:
     def _finish(
         self, op: Operation, ok: bool, outcome: JobOutcome, savepoint: tuple[str, str] | None
     ) -> JobOutcome:
+        failpoint("before-finish")
         detail: dict[str, Any] = {"steps": list(op.steps)}
         if outcome.error:
             detail["error"] = outcome.error

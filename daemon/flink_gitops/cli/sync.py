@@ -1,0 +1,275 @@
+"""`flink-gitops sync --once | status | savepoint | history`: the reconciler from the command line.
+
+``sync --once`` loads the revision (the configured Git repository, or
+``--repo DIR`` for a working directory), observes every cluster, plans, and
+without ``--dry-run`` carries the plan out, showing live progress on a terminal
+while it waits on savepoints and starts (rich). Exit 0 when everything is in
+sync afterwards, 1 with one line per job that is not, 2 when nothing could be
+done (config, store, audit key, Git). ``status`` reads the store only (it works
+while Flink is down); ``savepoint JOB`` takes a savepoint of a running job now;
+``history JOB`` lists its operations, savepoints and audit entries.
+Neighbours: ``execute.cycle`` (the work), ``cli.__init__`` (settings, errors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from flink_gitops.cli import settings_from
+from flink_gitops.clock import SystemClock
+from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
+from flink_gitops.flink.client import FlinkClient
+from flink_gitops.plan.model import Plan
+from flink_gitops.record.audit import AuditTrail, cli_actor
+from flink_gitops.record.store import Store, open_store
+from flink_gitops.settings import Settings
+from flink_gitops.source.git import GitSource
+from flink_gitops.source.tree import DirectoryTree, Tree
+from flink_gitops.specs.loader import SpecLoader
+
+EXIT_OUT_OF_SYNC = 1
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    audit: AuditTrail
+    reconciler: Reconciler
+
+
+def holder_name(settings: Settings) -> str:
+    """Unique per process: leases must never be shared by two processes."""
+    return f"{settings.instance_name or socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """Store, audit trail, one client per cluster and the reconciler; all closed on exit."""
+    clock = SystemClock()
+    with ExitStack() as stack:
+        store = open_store(settings, clock=clock)
+        stack.callback(store.close)
+        actor = cli_actor()
+        audit = AuditTrail.from_settings(settings, store, clock=clock, actor=actor)
+        clients: dict[str, FlinkClient] = {}
+        for name, cfg in settings.clusters.items():
+            clients[name] = stack.enter_context(FlinkClient.from_config(name, cfg, clock))
+        rec = Reconciler(settings, store, audit, clients, clock, actor=actor, holder=holder_name(settings))
+        stack.callback(rec.release)
+        yield Runtime(settings, store, audit, rec)
+
+
+def load_revision(settings: Settings, repo: Path | None, stack: ExitStack) -> tuple[Revision, Tree]:
+    """The desired state from ``--repo DIR`` or, without it, the configured Git repository."""
+    tree: Tree
+    commit: str | None = None
+    signer: str | None = None
+    if repo is not None:
+        tree = DirectoryTree(repo)
+    elif settings.git.url:
+        source = GitSource.from_settings(settings, clock=SystemClock())
+        stack.callback(source.close)
+        polled = source.poll()
+        if polled.revision is None:
+            raise click.ClickException(f"no revision of {settings.git.url} could be loaded: {polled.error}")
+        tree, commit = polled.revision.tree, polled.revision.commit
+        if polled.revision.signer is not None:
+            signer = f"{polled.revision.signer.identity} ({polled.revision.signer.key})"
+    else:
+        raise click.UsageError("no repository: set git.url in the config, or pass --repo DIR")
+    desired = SpecLoader.from_settings(settings).load(tree)
+    return Revision(desired, commit, signer), tree
+
+
+def _plan_table(plan: Plan, result: CycleResult | None) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("job", "cluster", "status", "what"):
+        table.add_column(column)
+    for name, report in sorted(plan.reports.items()):
+        status, what = report.status.value, report.reason
+        done = result.results.get(name) if result is not None else None
+        if done is not None:
+            status = "done" if done.ok else ("retry" if done.retry else "failed")
+            what = f"{report.reason} → {done.message}"
+        table.add_row(name, report.cluster or "-", status, what)
+    return table
+
+
+def _report(console: Console, result: CycleResult) -> int:
+    console.print(_plan_table(result.plan, None if result.dry_run else result))
+    for cluster, job in result.plan.unmanaged:
+        console.print(
+            f"unmanaged: job {job.job_id} ({job.name}, {job.state}) on cluster {cluster!r} is not ours"
+        )
+    if result.aborted:
+        console.print(f"aborted: {result.aborted}")
+    if result.in_sync:
+        console.print("in sync")
+        return 0
+    for name, why in result.problems().items():
+        click.echo(f"{name}: {why}", err=True)
+    return EXIT_OUT_OF_SYNC
+
+
+@click.command("sync")
+@click.option("--once", is_flag=True, help="One cycle, then exit (the loop is `flink-gitops run`).")
+@click.option("--dry-run", is_flag=True, help="Plan against the live clusters; change nothing.")
+@click.option("--job", "jobs", multiple=True, metavar="NAME", help="Only this job (repeatable).")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="A working directory instead of the configured Git repository.",
+)
+@click.pass_context
+def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], repo: Path | None) -> None:
+    """Make the clusters match Git: exit 0 in sync, 1 with a reason per job that is not, 2 on errors."""
+    if not once:
+        raise click.UsageError("sync needs --once (the long-running loop is `flink-gitops run`)")
+    settings = settings_from(ctx)
+    out = Console(highlight=False, soft_wrap=True)
+    live = Console(stderr=True, highlight=False)
+    with ExitStack() as stack:
+        revision, tree = load_revision(settings, repo, stack)
+        for problem in revision.desired.errors:
+            live.print(f"{problem.where()}: error: {problem.message}", markup=False)
+        rt = stack.enter_context(runtime(settings))
+        status = stack.enter_context(live.status("observing the clusters…")) if live.is_terminal else None
+
+        def progress(job: str, step: str) -> None:
+            if status is not None:
+                status.update(f"{job}: {step}")
+            else:
+                live.print(f"{job}: {step}", markup=False)
+
+        only = list(jobs) or None
+        result = rt.reconciler.cycle(revision, dry_run=dry_run, only=only, progress=progress, tree=tree)
+        if status is not None:
+            status.stop()
+    sys.exit(_report(out, result))
+
+
+@click.command("status")
+@click.argument("job", required=False)
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def status(ctx: click.Context, job: str | None, output: str) -> None:
+    """What the store records about every job (or one): lifecycle, Flink job, savepoint, last error."""
+    settings = settings_from(ctx)
+    with open_store(settings, clock=SystemClock()) as store:
+        open_ops = store.operations.open_by_job()
+        rows = [j for j in store.jobs.all() if job is None or j.name == job]
+        if job is not None and not rows:
+            raise click.ClickException(f"no job named {job!r} is recorded")
+        data: list[dict[str, Any]] = [
+            {
+                "job": j.name,
+                "cluster": j.cluster,
+                "lifecycle": j.state.value,
+                "flinkJobId": j.flink_job_id,
+                "specHash": j.last_reconciled.hash if j.last_reconciled else None,
+                "stableHash": j.last_stable.hash if j.last_stable else None,
+                "commit": j.last_reconciled.commit if j.last_reconciled else None,
+                "savepoint": j.savepoint,
+                "failedHash": j.failed_hash,
+                "attempts": j.attempts,
+                "nextAttemptAt": j.next_attempt_at.isoformat() if j.next_attempt_at else None,
+                "lastError": j.last_error,
+                "openOperation": open_ops[j.name].op_id if j.name in open_ops else None,
+                "generation": j.generation,
+                "uid": j.uid,
+            }
+            for j in rows
+        ]
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("job", "cluster", "lifecycle", "flink job", "savepoint", "last error"):
+        table.add_column(column)
+    for d in data:
+        table.add_row(
+            d["job"],
+            d["cluster"],
+            d["lifecycle"] + (" (op open)" if d["openOperation"] else ""),
+            d["flinkJobId"] or "-",
+            d["savepoint"] or "-",
+            (d["lastError"] or "")[:120],
+        )
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+@click.command("savepoint")
+@click.argument("job")
+@click.pass_context
+def savepoint(ctx: click.Context, job: str) -> None:
+    """Take a savepoint of a running job now (audited, recorded in its savepoint history)."""
+    settings = settings_from(ctx)
+    with runtime(settings) as rt:
+        path = rt.reconciler.manual_savepoint(job)
+    click.echo(path)
+
+
+@click.command("history")
+@click.argument("job")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.pass_context
+def history(ctx: click.Context, job: str, limit: int) -> None:
+    """A job's operations, savepoints and audit entries, newest first."""
+    settings = settings_from(ctx)
+    with runtime(settings) as rt:
+        if rt.store.jobs.get(job) is None:
+            raise click.ClickException(f"no job named {job!r} is recorded")
+        console = Console(highlight=False, soft_wrap=True)
+        ops = Table(title="operations", show_edge=False, pad_edge=False)
+        for column in ("started", "kind", "state", "steps", "error"):
+            ops.add_column(column)
+        for op in rt.store.operations.history(job, limit=limit):
+            steps = " → ".join(s.step for s in op.steps)
+            ops.add_row(
+                op.started_at.isoformat(timespec="seconds"),
+                op.kind,
+                op.state.value,
+                steps,
+                str(op.detail.get("error", "")),
+            )
+        console.print(ops)
+        sps = Table(title="savepoints", show_edge=False, pad_edge=False)
+        for column in ("created", "kind", "origin", "path", "disposed"):
+            sps.add_column(column)
+        for sp in rt.store.snapshots.history(job, include_disposed=True, limit=limit):
+            sps.add_row(
+                sp.created_at.isoformat(timespec="seconds"),
+                sp.kind.value,
+                sp.origin.value,
+                sp.path,
+                str(sp.disposed),
+            )
+        console.print(sps)
+        audit = Table(title="audit", show_edge=False, pad_edge=False)
+        for column in ("seq", "time", "action", "outcome", "flink job", "error"):
+            audit.add_column(column)
+        for rec in list(rt.audit.records(job=job))[-limit:]:
+            e = rec.event
+            audit.add_row(
+                str(rec.seq),
+                rec.recorded_at.isoformat(timespec="seconds"),
+                e.action,
+                e.outcome or "",
+                e.job_id_after or e.job_id_before or "",
+                (e.error or "")[:80],
+            )
+        console.print(audit)
