@@ -473,3 +473,32 @@ def test_a_job_recorded_as_deployed_and_running_unchanged_is_in_sync(job: FlinkJ
     p = plan(state(desired_job(job)), views, {job.metadata.name: rec}, NOW)
     assert p.actions == ()
     assert p.in_sync
+
+
+# --- prune --------------------------------------------------------------------------------------
+
+
+def test_with_prune_on_a_removed_job_is_stopped_with_a_final_savepoint() -> None:
+    recorded = {"orders": record(spec("orders")), "b": record(spec("b"), flink_job_id="e" * 32)}
+    views = {"default": view("default", (JOB_ID, "RUNNING"), ("e" * 32, "RUNNING"))}
+    p = plan(state(desired_job(spec("b"))), views, recorded, NOW, prune=True)
+    a = only_action(p)
+    assert (a.kind, a.job, a.stop, a.current_job_id) == (ActionKind.PRUNE, "orders", "savepoint", JOB_ID)
+
+
+def test_a_revision_pruning_too_many_jobs_is_refused_whole() -> None:
+    recorded = {n: record(spec(n), flink_job_id=f"{i:032x}") for i, n in enumerate("abcd")}
+    views = {"default": view("default", *((f"{i:032x}", "RUNNING") for i in range(4)))}
+    p = plan(state(desired_job(spec("a"))), views, recorded, NOW, prune=True, max_prune_fraction=0.5)
+    assert p.actions == ()
+    assert {p.reports[n].status for n in "bcd"} == {Status.REFUSED}
+    assert "3 of 4" in p.reports["b"].reason
+
+
+def test_a_job_whose_file_broke_is_never_pruned() -> None:
+    kept = record(spec(), file="jobs/orders.yaml")
+    broken = DesiredState("c", {}, (), frozenset({"jobs/orders.yaml"}), {}, ())
+    p = plan(broken, running(), {"orders": kept}, NOW, prune=True)
+    assert p.actions == ()
+    assert p.reports["orders"].status is Status.REMOVED
+    assert "never pruned" in p.reports["orders"].reason

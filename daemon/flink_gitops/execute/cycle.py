@@ -225,7 +225,15 @@ class Reconciler:
 
     def plan(self, revision: Revision, *, only: list[str] | None = None) -> Plan:
         observed = observe(self.clients)
-        return plan(revision.desired, observed, self.recorded(), self.clock.now(), only=only)
+        return plan(
+            revision.desired,
+            observed,
+            self.recorded(),
+            self.clock.now(),
+            only=only,
+            prune=self.settings.sync.prune,
+            max_prune_fraction=self.settings.sync.max_prune_fraction,
+        )
 
     def cycle(
         self,

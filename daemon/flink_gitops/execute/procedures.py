@@ -188,6 +188,15 @@ class Procedures:
             return self._savepoint(op, spec)
         if op.kind is ActionKind.CHECKPOINT:
             raise PermanentError("checkpointTriggerNonce is not supported yet: use savepointTriggerNonce")
+        if op.kind is ActionKind.PRUNE:
+            location = self._end_current(op)
+            outcome = JobOutcome(
+                JobLifecycle.DELETED,
+                None,
+                op.ids["cluster"],
+                savepoint=location or op.ids.get("savepoint_before"),
+            )
+            return self._finish(op, True, outcome, (location, "final") if location else None)
         if op.kind is ActionKind.SUSPEND:
             location = self._end_current(op)
             outcome = JobOutcome(

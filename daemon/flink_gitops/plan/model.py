@@ -81,6 +81,8 @@ class ActionKind(enum.StrEnum):
     REDEPLOY = "redeploy"
     #: an IGNORE-class change (labels, retention, upgradeMode...): update the record only.
     RECORD = "record"
+    #: gone from Git with pruning on: stop with a final savepoint; the row stays as a tombstone.
+    PRUNE = "prune"
     #: finish an operation that a crash left open, from its last recorded step.
     RESUME_OPERATION = "resume-operation"
 

@@ -8,7 +8,9 @@ the order they are checked for each job (first match wins):
    observed → UNKNOWN, no action: we never act blind;
 2. a crash left an operation open → resume that operation, nothing else;
 3. the spec is invalid in this revision → INVALID, left as it is;
-4. gone from Git → REMOVED, reported (pruning is a later, separate decision);
+4. gone from Git → REMOVED, reported; with pruning on, PRUNE (stop with a final savepoint,
+   tombstone) unless its last file is invalid now or the revision would prune more than
+   ``max_prune_fraction`` of the live jobs (then every prune is REFUSED);
 5. backoff after a failure → WAITING;
 6. never deployed, or a removed job added again → DEPLOY (new life);
 7. the spec hash failed before (rolled back / refused) → FAILED until it changes;
@@ -57,15 +59,20 @@ def plan(
     now: datetime,
     *,
     only: Iterable[str] | None = None,
+    prune: bool = False,
+    max_prune_fraction: float = 1.0,
 ) -> Plan:
     """Decide what to do for every job (or only the named ones); see the module docstring."""
     names = set(desired.jobs) | set(recorded)
     if only is not None:
         names &= set(only)
+    pruning = _prune_policy(desired, recorded, prune, max_prune_fraction)
     actions: list[Action] = []
     reports: dict[str, JobReport] = {}
     for name in sorted(names):
-        result = _plan_job(name, desired.jobs.get(name), recorded.get(name), observed, now)
+        rec = recorded.get(name)
+        may_prune = rec is not None and desired.may_prune(name, rec.file)
+        result = _plan_job(name, desired.jobs.get(name), rec, observed, now, pruning if may_prune else "kept")
         if isinstance(result, Action):
             actions.append(result)
             reports[name] = JobReport(name, result.cluster, Status.PENDING, result.reason)
@@ -73,6 +80,22 @@ def plan(
             reports[name] = result
     unreachable = {c: v.error or "unreachable" for c, v in sorted(observed.items()) if not v.reachable}
     return Plan(tuple(actions), reports, _unmanaged(observed, recorded.values()), unreachable)
+
+
+def _prune_policy(
+    desired: DesiredState, recorded: Mapping[str, RecordedJob], prune: bool, max_fraction: float
+) -> str | None:
+    """None when the jobs gone from this revision may be pruned, else why not (a refusal or "off")."""
+    if not prune:
+        return "prune is off"
+    live = [r for r in recorded.values() if r.lifecycle is not JobLifecycle.DELETED]
+    gone = [r for r in live if r.name not in desired.jobs and desired.may_prune(r.name, r.file)]
+    if live and len(gone) / len(live) > max_fraction:
+        return (
+            f"refused: this revision would prune {len(gone)} of {len(live)} jobs, more than "
+            f"max_prune_fraction {max_fraction:g}"
+        )
+    return None
 
 
 def _unmanaged(
@@ -106,6 +129,7 @@ def _plan_job(
     rec: RecordedJob | None,
     observed: Mapping[str, ClusterView],
     now: datetime,
+    pruning: str | None = "prune is off",
 ) -> Action | JobReport:
     live = rec is not None and rec.lifecycle is not JobLifecycle.DELETED
     target = want.spec.spec.cluster if isinstance(want, DesiredJob) else None
@@ -134,7 +158,7 @@ def _plan_job(
         assert rec is not None
         if not live:
             return JobReport(name, rec.cluster, Status.IN_SYNC, "removed; its history is kept")
-        return JobReport(name, rec.cluster, Status.REMOVED, "removed from Git; still running (prune is off)")
+        return _removed(name, rec, pruning, observed)
     if rec is not None and live and rec.next_attempt_at is not None and now < rec.next_attempt_at:
         when = rec.next_attempt_at.isoformat(timespec="seconds")
         return JobReport(
@@ -147,6 +171,37 @@ def _plan_job(
             name, target, Status.FAILED, f"spec {want.spec_hash[:12]} failed before: {rec.last_error}"
         )
     return _change(name, want, rec, observed)
+
+
+def _removed(
+    name: str, rec: RecordedJob, pruning: str | None, observed: Mapping[str, ClusterView]
+) -> Action | JobReport:
+    if pruning == "kept":
+        return JobReport(
+            name,
+            rec.cluster,
+            Status.REMOVED,
+            f"missing from Git, but its file {rec.file or '(unknown)'} or a directory above it is broken "
+            "in this revision: kept running, never pruned on a guess",
+        )
+    if pruning is not None:
+        status = Status.REFUSED if pruning.startswith("refused") else Status.REMOVED
+        return JobReport(name, rec.cluster, status, f"removed from Git; still running ({pruning})")
+    running = _alive(rec, observed)
+    mode = rec.reconciled.spec.spec.job.upgradeMode if rec.reconciled is not None else "savepoint"
+    stop: StopHow = "none" if running is None else ("cancel" if mode == "stateless" else "savepoint")
+    why = (
+        "removed from Git: prune with a final savepoint" if stop == "savepoint" else "removed from Git: prune"
+    )
+    return Action(
+        ActionKind.PRUNE,
+        name,
+        rec.cluster,
+        why,
+        from_cluster=rec.cluster,
+        current_job_id=rec.flink_job_id,
+        stop=stop,
+    )
 
 
 def _first_deploy(name: str, want: DesiredJob, rec: RecordedJob | None, live: bool) -> Action | JobReport:
