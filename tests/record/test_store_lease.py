@@ -339,3 +339,16 @@ def test_lease_model(tmp_path: Path) -> None:
         lambda: LeaseMachine(tmp_path / f"{uuid.uuid4().hex}.db"),  # type: ignore[arg-type]
         settings=settings(max_examples=25, stateful_step_count=20),
     )
+
+
+def test_a_dead_holders_lease_can_be_taken_over_with_a_new_epoch(store: Store) -> None:
+    dead = store.leases.acquire("host:1@ns", ttl=3600, name="cluster:a")
+    assert dead is not None
+    assert store.leases.acquire("host:2@ns", ttl=3600, name="cluster:a") is None
+    # only from the holder named: a live third party keeps it
+    assert store.leases.take_over("host:2@ns", 3600, name="cluster:a", from_holder="host:9@ns") is None
+    taken = store.leases.take_over("host:2@ns", 3600, name="cluster:a", from_holder="host:1@ns")
+    assert taken is not None
+    assert taken.epoch == dead.epoch + 1
+    with pytest.raises(LeaseLost):
+        store.leases.renew(dead)

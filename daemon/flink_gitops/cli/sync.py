@@ -14,7 +14,6 @@ Neighbours: ``execute.cycle`` (the work), ``cli.__init__`` (settings, errors).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -50,11 +49,6 @@ class Runtime:
     reconciler: Reconciler
 
 
-def holder_name(settings: Settings) -> str:
-    """Unique per process: leases must never be shared by two processes."""
-    return f"{settings.instance_name or socket.gethostname()}:{os.getpid()}"
-
-
 @contextmanager
 def runtime(settings: Settings) -> Iterator[Runtime]:
     """Store, audit trail, one client per cluster and the reconciler; all closed on exit."""
@@ -67,7 +61,8 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
         clients: dict[str, FlinkClient] = {}
         for name, cfg in settings.clusters.items():
             clients[name] = stack.enter_context(FlinkClient.from_config(name, cfg, clock))
-        rec = Reconciler(settings, store, audit, clients, clock, actor=actor, holder=holder_name(settings))
+        instance = settings.instance_name or socket.gethostname()
+        rec = Reconciler(settings, store, audit, clients, clock, actor=actor, instance=instance)
         stack.callback(rec.release)
         yield Runtime(settings, store, audit, rec)
 

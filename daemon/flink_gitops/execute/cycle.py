@@ -16,6 +16,7 @@ changes). Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,6 +123,40 @@ class CycleResult:
         return "cycle " + " ".join(parts)
 
 
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "?"
+
+
+def process_holder(instance: str) -> str:
+    """A lease holder name unique to this process: ``<instance>:<pid>@<pid namespace>``."""
+    return f"{instance}:{os.getpid()}@{_pid_namespace()}"
+
+
+def holder_is_dead(holder: str, instance: str) -> bool:
+    """True only when ``holder`` is a process of this instance, in this pid namespace, that no longer
+    exists (a crashed run of ours): its lease may be taken over before it expires."""
+    ours, sep, rest = holder.rpartition(":")
+    pid_text, at, namespace = rest.partition("@")
+    if not sep or not at or ours != instance or namespace != _pid_namespace() or namespace == "?":
+        return False
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
 #: progress(job, what): a line about an action in flight (the CLI shows it live).
 Progress = Callable[[str, str], None]
 
@@ -138,7 +173,7 @@ class Reconciler:
         clock: Clock,
         *,
         actor: str,
-        holder: str,
+        instance: str,
         jars: ArtifactCache | None = None,
     ) -> None:
         self.settings = settings
@@ -147,7 +182,9 @@ class Reconciler:
         self.clients = clients
         self.clock = clock
         self.actor = actor
-        self.holder = holder
+        #: this daemon's instance name; the lease holder adds the process to it.
+        self.instance = instance
+        self.holder = process_holder(instance)
         self.jars = jars or ArtifactCache(
             settings.state_dir / "jars", allow_unpinned=settings.allow_unpinned_artifacts
         )
@@ -177,6 +214,15 @@ class Reconciler:
                     lease = None
             if lease is None:
                 lease = self.store.leases.acquire(self.holder, ttl, name=cluster_lease(cluster))
+            if lease is None:
+                current = self.store.leases.current(cluster_lease(cluster))
+                if current is not None and holder_is_dead(current.holder, self.instance):
+                    logger.warning(
+                        "cluster {}: taking over the lease of {}, which is dead", cluster, current.holder
+                    )
+                    lease = self.store.leases.take_over(
+                        self.holder, ttl, name=cluster_lease(cluster), from_holder=current.holder
+                    )
             if lease is None:
                 current = self.store.leases.current(cluster_lease(cluster))
                 who = current.holder if current is not None else "another instance"

@@ -81,6 +81,29 @@ class Leases:
             )
         return Lease(name, holder, epoch, acquired_at, expires_at, ttl)
 
+    def take_over(self, holder: str, ttl: float, *, name: str, from_holder: str) -> Lease | None:
+        """Take lease ``name`` from ``from_holder``, which the caller KNOWS is dead (e.g. a crashed
+        process of this host), before it expires: only if that holder still has it, with a new epoch.
+        None if someone else holds it now (then it was not a dead holder's to take)."""
+        if ttl <= 0:
+            raise ValueError("lease ttl must be > 0 seconds")
+        _check_name(name)
+        no_nul(holder=holder, from_holder=from_holder)
+        now = self._now()
+        with self._db.write(f"cannot take over lease {name}") as conn:
+            row = _ensure_row(conn, name)
+            free = row.holder is None or row.expires_at is None or row.expires_at <= now
+            if not free and row.holder != from_holder:
+                return None
+            epoch = int(row.epoch) + 1
+            expires_at = now + timedelta(seconds=ttl)
+            conn.execute(
+                sa.update(t.lease)
+                .where(t.lease.c.name == name)
+                .values(holder=holder, epoch=epoch, acquired_at=now, expires_at=expires_at)
+            )
+        return Lease(name, holder, epoch, now, expires_at, ttl)
+
     def renew(self, lease: Lease, ttl: float | None = None) -> Lease:
         """Extend a held lease by ``ttl`` (default: its own ttl_s) seconds from now.
 
