@@ -24,6 +24,7 @@ from typing import IO, Any
 import click
 
 from flink_gitops.cli import settings_from
+from flink_gitops.clock import utc
 from flink_gitops.record.audit import (
     AuditRecord,
     HeadFile,
@@ -32,7 +33,6 @@ from flink_gitops.record.audit import (
     query_records,
     verify_trail,
 )
-from flink_gitops.record.audit.event import utc
 from flink_gitops.record.keys import KeyCommandUnavailable, KeyRing, KeySourceError, key_source_from_settings
 from flink_gitops.record.store import AuditRow, Store, open_store
 from flink_gitops.settings import Settings

@@ -10,7 +10,9 @@ Audit storage contract (with :mod:`flink_gitops.record.audit`): table
 SQLite a UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``, on PostgreSQL TIMESTAMPTZ);
 ``audit_head`` holds one row (``id`` = 1, ``seq``, ``hash``); ``audit_keys``
 has the :class:`AuditKeyRow` field names (``params`` is JSON). There is no
-update or delete API for audit rows or keys.
+update or delete API for audit rows or keys. A row whose columns do not hold
+their types (edited behind the store's back) is read as an
+:class:`UnreadableAuditRow` / :class:`UnreadableAuditKeyRow`, never an exception.
 
 Modules: :mod:`.store` (the Store), :mod:`.engine` (URLs, connections,
 migrations), :mod:`.tables` (schema), :mod:`.records` (returned values),
@@ -50,6 +52,8 @@ from flink_gitops.record.store.records import (
     SnapshotKind,
     SnapshotOrigin,
     SpecRecord,
+    UnreadableAuditKeyRow,
+    UnreadableAuditRow,
 )
 from flink_gitops.record.store.store import KEEP, Keep, Store
 from flink_gitops.secrets import read_secret
@@ -102,5 +106,7 @@ __all__ = [
     "StoreWriteFailed",
     "UnknownOperation",
     "UnknownSavepoint",
+    "UnreadableAuditKeyRow",
+    "UnreadableAuditRow",
     "open_store",
 ]
