@@ -208,6 +208,7 @@ def test_an_idle_replica_is_refused_until_the_gap_is_accepted(tmp_path: Path, cl
         )
 
     replica("idle.head")
+    (tmp_path / "busy.head").write_bytes((tmp_path / "idle.head").read_bytes())
     writer = replica("busy.head")
     for i in range(3):
         writer.record(event(i))

@@ -164,8 +164,9 @@ class AuditTrail:
         the newest key version does not unwrap; AuditUnavailable when the head file of an empty
         store cannot be written.
         """
+        existed = bool(store.audit_keys())
         trail = cls._load(store, source, head_file=head_file, clock=clock, actor=actor, age=max_key_age_days)
-        problem = head_mismatch(store, trail._head_file, TrustedKeys.from_ring(trail._keys))
+        problem = head_mismatch(store, trail._head_file, TrustedKeys.from_ring(trail._keys), anchored=existed)
         if problem is not None:
             raise HeadNotAccepted(
                 f"audit head file {head_file}: {problem[1]}. Appending is refused until this is "
@@ -222,8 +223,9 @@ class AuditTrail:
         """
         if not reason.strip():
             raise ValueError("accept-head needs a reason")
+        existed = bool(store.audit_keys())
         trail = cls._load(store, source, head_file=head_file, clock=clock, actor=actor, age=None)
-        problem = head_mismatch(store, trail._head_file, TrustedKeys.from_ring(trail._keys))
+        problem = head_mismatch(store, trail._head_file, TrustedKeys.from_ring(trail._keys), anchored=existed)
         if problem is None:
             return None
         try:
@@ -443,9 +445,12 @@ def query_records(
 
 
 def head_mismatch(
-    store: AuditReader, head_file: HeadFile, trusted: TrustedKeys | None = None
+    store: AuditReader, head_file: HeadFile, trusted: TrustedKeys | None = None, *, anchored: bool = True
 ) -> tuple[int | None, str] | None:
-    """Why the head file does not fit the store (seq, text), or None; only the in-flight lag is fine."""
+    """Why the head file does not fit the store (seq, text), or None; only the in-flight lag is fine.
+
+    ``anchored``: the trail's keys existed before (so an empty store needs its seq-0 head file).
+    """
     db_seq, db_hash = store.audit_head()
     try:
         head = head_file.read()
@@ -454,6 +459,8 @@ def head_mismatch(
     if head is None:
         if db_seq > 0:
             return db_seq + 1, f"the head file is missing but the store holds {db_seq} records"
+        if anchored:
+            return 1, "the head file is missing and the store holds no records, but its keys exist (wiped?)"
         return None
     if head.seq < db_seq - 1:
         on_chain = _stored_hash(store, head.seq) == head.hash

@@ -241,6 +241,9 @@ def verify_trail(
     if runs is not None:
         runs.close()
         report.signatures_checked = runs.checked
+    for version, why in sorted(version_problems.items()):
+        if version not in reported_versions:
+            report.add(None, f"key v{version}: {why}")
     last_seq = expected - 1
     report.last = Head(last_seq, prev if prev_known else b"")
 
