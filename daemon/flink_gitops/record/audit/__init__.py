@@ -11,7 +11,15 @@ record). Keys live in :mod:`flink_gitops.record.keys`; rows in
 
 from __future__ import annotations
 
-from flink_gitops.record.audit.chain import Head, HeadFile, record_aad, record_hash, row_hash
+from flink_gitops.record.audit.chain import (
+    Head,
+    HeadFile,
+    head_signing_message,
+    record_aad,
+    record_hash,
+    record_signing_message,
+    row_hash,
+)
 from flink_gitops.record.audit.errors import (
     AuditDecryptError,
     AuditError,
@@ -73,10 +81,12 @@ __all__ = [
     "format_time",
     "head_file_path",
     "head_mismatch",
+    "head_signing_message",
     "public_key_file",
     "query_records",
     "record_aad",
     "record_hash",
+    "record_signing_message",
     "row_hash",
     "verify_trail",
 ]
