@@ -130,28 +130,24 @@ class _Runs:
         return self.trusted.verify(version, record_signing_message(seq, version, digest), signature)
 
     def close(self) -> None:
-        run, self._run = self._run, []
-        if not run:
-            return
-        self._run = run
-        try:
-            if self._valid(len(run) - 1):
-                return
-            lo, hi = 0, len(run) - 1  # run[hi] is known not to verify
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if self._valid(mid):
-                    lo = mid + 1
-                else:
-                    hi = mid
-            seq = run[lo][0]
-            self._report.add(
-                seq,
-                "signature does not verify: not the record flink-gitops signed here (rewritten, rehashed "
-                "or forged)",
-            )
-        finally:
+        """End the current run: check it, report its first record that is not the one signed."""
+        run = self._run
+        if not run or self._valid(len(run) - 1):
             self._run = []
+            return
+        lo, hi = 0, len(run) - 1  # run[hi] is known not to verify
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._valid(mid):
+                lo = mid + 1
+            else:
+                hi = mid
+        self._run = []
+        self._report.add(
+            run[lo][0],
+            "signature does not verify: not the record flink-gitops signed here (rewritten, rehashed "
+            "or forged)",
+        )
 
 
 def verify_trail(
