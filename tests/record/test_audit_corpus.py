@@ -489,7 +489,7 @@ CASES = [
         None,
         1,
         cli=True,
-        why="no key rows left for the master key to anchor; the public key file is the anchor",
+        why="no key rows left for the master key alone to anchor; with --key --public-key: yes (1)",
     ),
 ]
 
@@ -582,6 +582,17 @@ def test_tamper_is_detected_at_its_seq(trail: Trail, case: Case) -> None:
     keyed, public_only = _verify(trail)
     if want_keyed is None:
         assert keyed.ok, keyed.problems
+        # An auditor holding the master key and the public key file detects it.
+        assert want_public is not None
+        with trail.target.open() as store:
+            ring = KeyRing.open(
+                store, key_source(trail.head_path.parent), now=datetime.now(UTC), create=False
+            )
+            trusted = TrustedKeys.from_file(trail.public_keys)
+            both = verify_trail(
+                store, HeadFile(trail.head_path), ring, trusted=trusted, key_rows=store.audit_keys()
+            )
+        assert both.first_break == want_public, both.problems
     else:
         assert not keyed.ok
         assert keyed.first_break == want_keyed, keyed.problems

@@ -130,24 +130,24 @@ def _print_report(report: VerifyReport, head: HeadFile, mode: str) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Check the chain, every signature and the head file against this exported public key file "
-    "(`audit public-key`), without the master key.",
+    "(`audit public-key`); without the master key unless --key is given too.",
 )
 @click.pass_context
 def verify(ctx: click.Context, use_key: bool, public_key: Path | None) -> None:
     """Check the chain, signatures, head file and (with the key) every record; exit 1 where it breaks."""
     settings = settings_from(ctx)
     head = HeadFile(head_file_path(settings))
-    if public_key is not None and "use_key" in _explicit(ctx) and use_key:
-        raise click.UsageError("--public-key checks without the master key: drop --key")
     trusted = TrustedKeys.from_file(public_key) if public_key is not None else None
+    use_key = use_key and (public_key is None or "use_key" in _explicit(ctx))
     with open_store(settings) as store:
-        if trusted is not None:
+        if use_key:
+            keys = _open_keys(settings, store)
+            report = verify_trail(store, head, keys, trusted=trusted, key_rows=store.audit_keys())
+            signer = "the master key's" if trusted is None else trusted.origin
+            mode = f"hash chain, signatures ({signer}) and head file; every record decrypted"
+        elif trusted is not None:
             report = verify_trail(store, head, trusted=trusted, key_rows=store.audit_keys())
             mode = f"hash chain, signatures ({trusted.origin}) and head file; not decrypted"
-        elif use_key:
-            keys = _open_keys(settings, store)
-            report = verify_trail(store, head, keys)
-            mode = "hash chain, signatures (the master key's) and head file; every record decrypted"
         else:
             report = verify_trail(store, head)
             mode = "hash chain and head file only (--no-key: unsigned, not decrypted)"

@@ -161,14 +161,17 @@ def verify_trail(
     """Walk the whole trail once; never raises for tampering (it is reported), only for I/O.
 
     ``keys``: also decrypt every record, and check signatures under the keys it unwraps.
-    ``trusted`` (without ``keys``): check signatures under these public keys, following
+    ``trusted``: check signatures under these public keys (instead of the ring's), following
     endorsements in ``key_rows`` (the store's audit keys). Neither: the hash chain only.
     """
     report = VerifyReport(keyed=keys is not None)
     version_problems: dict[int, str] = {}
     if keys is not None:
-        trusted = TrustedKeys.from_ring(keys)
         version_problems = keys.broken()
+        if trusted is None:
+            trusted = TrustedKeys.from_ring(keys)
+        else:  # an auditor with both: the file anchors the signatures (and an emptied key table)
+            version_problems = trusted.extend(key_rows or []) | version_problems
         report.signed = True
         for problem in keys.problems():
             if not problem.startswith("v"):
