@@ -45,7 +45,7 @@ from flink_gitops.record.audit import (
     query_records,
     verify_trail,
 )
-from flink_gitops.record.keys import KeyRing, key_source_from_settings
+from flink_gitops.record.keys import KeyRing, UnknownKeyVersion, key_source_from_settings
 from flink_gitops.record.store import AuditRow, Store, UnreadableAuditRow, open_store
 from flink_gitops.settings import Settings
 
@@ -187,6 +187,8 @@ def public_key_cmd(ctx: click.Context, out: Path | None) -> None:
     settings = settings_from(ctx)
     with open_store(settings) as store:
         keys = _open_keys(settings, store)
+        if not keys.versions():
+            raise UnknownKeyVersion("the store holds no audit keys yet: nothing to export")
         text = public_key_file(keys)
     with _output(out) as fh:
         fh.write(text)
