@@ -14,6 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def utc(value: datetime) -> datetime:
+    """Timezone-aware UTC (a naive value is taken to be UTC already)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Clock(Protocol):
     """What code may ask about time."""
 

@@ -142,27 +142,27 @@ def test_verify_reports_the_breaking_seq_and_works_without_the_key(state: Path, 
     assert "the chain breaks at seq 4" in broken.output
 
     (state / "audit.key").rename(state / "elsewhere.key")  # the auditor has no key
-    keyless = run(state, "audit", "verify")
+    missing = run(state, "audit", "verify")
+    assert missing.exit_code == 2  # a configured key that is unusable is an error, never a downgrade
+    assert "cannot open audit key file" in missing.output
+    keyless = run(state, "audit", "verify", "--no-key")
     assert keyless.exit_code == 1
-    assert "no key" in keyless.output
+    assert "--no-key" in keyless.output
     assert "the chain breaks at seq 4" in keyless.output
-    forced = run(state, "audit", "verify", "--key")
-    assert forced.exit_code == 2
-    assert "cannot open audit key file" in forced.output
 
 
-def test_verify_checks_the_chain_when_the_key_command_fails(state: Path, clock: FakeClock) -> None:
+def test_verify_with_a_failing_key_command_cannot_check(state: Path, clock: FakeClock) -> None:
     assert run(state, "keys", "generate").exit_code == 0
     _fill(state, clock)
     env = {"FLINK_GITOPS_STATE_DIR": str(state), "FLINK_GITOPS_AUDIT__KEY_COMMAND": '["false"]'}
     runner = CliRunner()
     result = runner.invoke(main, ["audit", "verify"], env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output  # a KMS briefly down still leaves the chain checkable
-    assert "no key (key command 'false' exited with status 1" in result.output
-    assert "OK: the chain is intact (not decrypted: no key)" in result.output
-    forced = runner.invoke(main, ["audit", "verify", "--key"], env=env, catch_exceptions=False)
-    assert forced.exit_code == 2
-    assert "key command 'false' exited" in forced.output
+    assert result.exit_code == 2, result.output
+    assert "key command 'false' exited with status 1" in result.output
+    assert "OK" not in result.output
+    keyless = runner.invoke(main, ["audit", "verify", "--no-key"], env=env, catch_exceptions=False)
+    assert keyless.exit_code == 0  # asked for: the unsigned chain check still works
+    assert "OK: the chain is intact (unsigned check: --no-key)" in keyless.output
 
 
 def test_verify_without_key_on_an_intact_trail(state: Path, clock: FakeClock) -> None:
@@ -170,7 +170,7 @@ def test_verify_without_key_on_an_intact_trail(state: Path, clock: FakeClock) ->
     _fill(state, clock)
     result = run(state, "audit", "verify", "--no-key")
     assert result.exit_code == 0, result.output
-    assert "not decrypted" in result.output
+    assert "unsigned" in result.output
     assert "head file" in result.output
 
 

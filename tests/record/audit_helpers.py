@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,16 @@ from flink_gitops.clock import Clock
 from flink_gitops.record.audit import AuditEvent, AuditTrail, HeadFile, VerifyReport, verify_trail
 from flink_gitops.record.audit.trail import AuditStore
 from flink_gitops.record.keys import KeyFileSource, generate_key_file
+from flink_gitops.record.store import AuditRow, UnreadableAuditRow
 
 ACTOR = "daemon:test-host"
+
+
+def readable(rows: Iterable[AuditRow | UnreadableAuditRow]) -> list[AuditRow]:
+    """The rows, asserting that none is unreadable (for tests that did not tamper with types)."""
+    out = list(rows)
+    assert all(isinstance(r, AuditRow) for r in out), out
+    return [r for r in out if isinstance(r, AuditRow)]
 
 
 def key_source(directory: Path, name: str = "audit.key") -> KeyFileSource:

@@ -20,6 +20,8 @@ from flink_gitops.record.store import (
     AuditRowRejected,
     DuplicateAuditKey,
     StoreWriteFailed,
+    UnreadableAuditKeyRow,
+    UnreadableAuditRow,
 )
 
 
@@ -60,7 +62,7 @@ class FakeAuditStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
-    ) -> Iterator[AuditRow]:
+    ) -> Iterator[AuditRow | UnreadableAuditRow]:
         with self._lock:
             rows = sorted(self.rows, key=lambda r: r.seq)
         n = 0
@@ -96,6 +98,6 @@ class FakeAuditStore:
                 raise DuplicateAuditKey(f"audit key version {row.version} exists")
             self.keys.append(row)
 
-    def audit_keys(self) -> list[AuditKeyRow]:
+    def audit_keys(self) -> list[AuditKeyRow | UnreadableAuditKeyRow]:
         with self._lock:
-            return sorted(self.keys, key=lambda k: k.version)
+            return [*sorted(self.keys, key=lambda k: k.version)]

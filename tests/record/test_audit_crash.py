@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from flink_gitops.clock import FakeClock, SystemClock
-from flink_gitops.record.audit import AuditIntegrityError, AuditTrail, Head, HeadFile, verify_trail
+from flink_gitops.record.audit import (
+    ACCEPT_HEAD_ACTION,
+    AuditIntegrityError,
+    AuditTrail,
+    Head,
+    HeadFile,
+    HeadNotAccepted,
+    verify_trail,
+)
 from flink_gitops.record.audit.sealing import seal
 from flink_gitops.record.store import ZERO_HASH, Store
 from tests.record.audit_helpers import ACTOR, event, key_source, open_trail
@@ -189,9 +197,9 @@ def test_a_forged_seq_0_head_file_is_not_taken_for_the_lag(tmp_path: Path, clock
         store.close()
 
 
-def test_an_idle_replica_opens_after_others_appended(tmp_path: Path, clock: FakeClock) -> None:
-    # PostgreSQL replicas keep one head file each: one that opened on the empty trail and never
-    # appended is behind by more than one record, on the chain, so it may open (and logs it).
+def test_an_idle_replica_is_refused_until_the_gap_is_accepted(tmp_path: Path, clock: FakeClock) -> None:
+    # A head file more than one record behind (a replica with its own head file, or a restored
+    # backup) is not laundered by the next append: open refuses until `audit accept-head`.
     store = FakeAuditStore()
 
     def replica(name: str) -> AuditTrail:
@@ -200,9 +208,39 @@ def test_an_idle_replica_opens_after_others_appended(tmp_path: Path, clock: Fake
         )
 
     replica("idle.head")
+    (tmp_path / "busy.head").write_bytes((tmp_path / "idle.head").read_bytes())
     writer = replica("busy.head")
     for i in range(3):
         writer.record(event(i))
     assert HeadFile(tmp_path / "idle.head").read() == Head(0, ZERO_HASH)
-    replica("idle.head").record(event(3))
+    with pytest.raises(HeadNotAccepted, match="accept-head") as refused:
+        replica("idle.head")
+    assert refused.value.seq == 1
+    assert store.appends_attempted == 3
+    accepted = AuditTrail.accept_head(
+        store,
+        key_source(tmp_path),
+        head_file=tmp_path / "idle.head",
+        clock=clock,
+        actor=ACTOR,
+        reason="failover",
+    )
+    assert accepted is not None
+    assert accepted.seq == 4
+    assert accepted.event.action == ACCEPT_HEAD_ACTION
+    assert accepted.event.details["reason"] == "failover"
+    assert accepted.event.details["head_file"] == {"seq": 0, "hash": ZERO_HASH.hex()}
+    assert accepted.event.details["store_head"]["seq"] == 3
     assert HeadFile(tmp_path / "idle.head").read() == Head(*store.head)
+    replica("idle.head").record(event(3))  # opens again
+    assert (
+        AuditTrail.accept_head(
+            store,
+            key_source(tmp_path),
+            head_file=tmp_path / "idle.head",
+            clock=clock,
+            actor=ACTOR,
+            reason="x",
+        )
+        is None
+    )  # nothing to accept

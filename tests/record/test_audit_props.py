@@ -16,9 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flink_gitops.clock import FakeClock
-from flink_gitops.record.audit import AuditDecryptError, AuditEvent, AuditTrail, HeadFile, verify_trail
+from flink_gitops.record.audit import (
+    AuditDecryptError,
+    AuditEvent,
+    AuditTrail,
+    Head,
+    HeadFile,
+    TrustedKeys,
+    row_hash,
+    verify_trail,
+)
 from flink_gitops.record.audit.sealing import unseal
 from flink_gitops.record.keys import KeyRing
+from flink_gitops.record.store import ZERO_HASH
 from tests.record.audit_helpers import key_source
 from tests.record.fakes import FakeAuditStore
 
@@ -115,3 +125,36 @@ def test_a_sealed_record_opens_only_at_its_own_place(ev: AuditEvent) -> None:
         moved = dataclasses.replace(second, nonce=first.nonce, ciphertext=first.ciphertext)
         with pytest.raises(AuditDecryptError, match=f"record {second.seq} does not decrypt"):
             unseal(moved, ring)
+
+
+@settings(max_examples=60)
+@given(steps=trails, data=st.data())
+def test_any_change_rehashed_by_the_attacker_is_caught_at_its_seq_with_only_the_public_key(
+    steps: list[tuple[AuditEvent, bool, int]], data: st.DataObject
+) -> None:
+    # The attacker edits one record, recomputes every hash after it, moves the store's head row
+    # and rewrites the head file: the unsigned chain then adds up; the signatures do not.
+    with tempfile.TemporaryDirectory() as tmp:
+        store, trail = _build(Path(tmp), steps)
+        index = data.draw(st.integers(min_value=0, max_value=len(store.rows) - 1), label="row")
+        row = store.rows[index]
+        value = bytearray(row.ciphertext)
+        value[data.draw(st.integers(min_value=0, max_value=len(value) - 1), label="byte")] ^= 1
+        store.rows[index] = dataclasses.replace(row, ciphertext=bytes(value))
+        prev = store.rows[index - 1].hash if index else ZERO_HASH
+        for i in range(index, len(store.rows)):
+            linked = dataclasses.replace(store.rows[i], prev_hash=prev)
+            store.rows[i] = dataclasses.replace(linked, hash=row_hash(linked))
+            prev = store.rows[i].hash
+        store.head = (store.rows[-1].seq, prev)
+        head = HeadFile(Path(tmp) / "audit.head")
+        head.write(Head(store.rows[-1].seq, prev, trail.keys.current().version, b"\0" * 64))
+        assert verify_trail(store, head).ok  # the unsigned check cannot see it ...
+        trusted = TrustedKeys(trail.keys.public_keys(), origin="test")
+        for report in (
+            verify_trail(store, head, trusted=trusted, key_rows=store.audit_keys()),
+            verify_trail(store, head, trail.keys),
+        ):
+            assert not report.ok
+            assert report.first_break == row.seq, report.problems
+            assert report.signatures_checked <= 2 * len(store.rows).bit_length() + 2  # a binary search

@@ -23,7 +23,7 @@ from flink_gitops.clock import FakeClock
 from flink_gitops.record.audit import AuditTrail, Head, HeadFile, record_aad, row_hash, verify_trail
 from flink_gitops.record.store import Store
 from tests.fixtures.postgres import PostgresServer, StoreTarget
-from tests.record.audit_helpers import SqliteTamper, event, open_trail, verify_both
+from tests.record.audit_helpers import SqliteTamper, event, open_trail, readable, verify_both
 
 N = 10
 
@@ -135,7 +135,7 @@ def _reencrypt(case: Case, seq: int, *, rechain: bool) -> None:
         # (decryption) and the head file outside the database can tell.
         prev = bytes(row["prev_hash"])
         for s in range(seq, LAST + 1):
-            [stored] = case.store.audit_rows(after_seq=s - 1, limit=1)
+            [stored] = readable(case.store.audit_rows(after_seq=s - 1, limit=1))
             digest = row_hash(dataclasses.replace(stored, prev_hash=prev))
             case.db.set(s, "prev_hash", prev)
             case.db.set(s, "hash", digest)
@@ -189,7 +189,7 @@ def test_replayed_old_record_relinked(case: Case) -> None:
     # the AAD (seq, prev_hash) still ties the ciphertext to its original place.
     old = case.db.row(3)
     last_hash = bytes(case.db.row(LAST)["hash"])
-    [orig] = case.store.audit_rows(after_seq=2, limit=1)
+    [orig] = readable(case.store.audit_rows(after_seq=2, limit=1))
     digest = row_hash(dataclasses.replace(orig, seq=LAST + 1, prev_hash=last_hash))
     case.db.insert({**old, "seq": LAST + 1, "prev_hash": last_hash, "hash": digest})
     case.db.set_head(LAST + 1, digest)

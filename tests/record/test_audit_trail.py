@@ -31,7 +31,7 @@ from flink_gitops.record.audit import (
 )
 from flink_gitops.record.audit.trail import KEY_REFRESH_S
 from flink_gitops.record.store import Store, StoreWriteFailed
-from tests.record.audit_helpers import ACTOR, event, key_source, open_trail, verify_both
+from tests.record.audit_helpers import ACTOR, event, key_source, open_trail, readable, verify_both
 from tests.record.fakes import FakeAuditStore
 
 
@@ -55,7 +55,7 @@ def test_records_round_trip_and_are_encrypted(store: Store, tmp_path: Path, cloc
     assert back.event == ev
     assert back.recorded_at == clock.now()
     assert back.key_version == 1
-    [row] = store.audit_rows()
+    [row] = readable(store.audit_rows())
     for plain in (b"orders-enricher", b"s3://bucket/sp-1", b"alice", ev.git_commit.encode()):  # type: ignore[union-attr]
         assert plain not in row.ciphertext
     assert row.job_tag is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import stat
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from flink_gitops.record.audit import TrustedKeys, record_signing_message
 from flink_gitops.record.keys import (
     HAVE_ARGON2,
     CommandSource,
@@ -19,6 +21,7 @@ from flink_gitops.record.keys import (
     KeyFileSource,
     KeyRing,
     KeySourceError,
+    KeyVersionUnusable,
     MasterKey,
     PassphraseSource,
     WrongMasterKey,
@@ -28,6 +31,7 @@ from flink_gitops.record.keys import (
     key_source_from_settings,
     read_key_file,
 )
+from flink_gitops.record.store import AuditKeyRow
 from flink_gitops.secrets import Secret, SecretRef
 from flink_gitops.settings import AuditConfig, Settings
 from tests.record.fakes import FakeAuditStore
@@ -125,7 +129,7 @@ def test_passphrase_kdf_params_are_stored_and_reused(tmp_path: Path) -> None:
     store = FakeAuditStore()
     source = PassphraseSource(Secret(b"correct horse battery staple"), new_kdf=CHEAP_KDF)
     ring = KeyRing.open(store, source, now=NOW)
-    [row] = store.audit_keys()
+    [row] = store.keys
     assert row.params["kdf"]["name"] == "scrypt"
     assert base64.b64decode(row.params["kdf"]["salt"]) == CHEAP_KDF.salt
     assert "correct horse" not in repr(row.params)
@@ -223,3 +227,42 @@ def test_ensure_key_file_creates_once_and_keeps_the_key(tmp_path: Path) -> None:
     assert ensure_key_file(path) is False
     assert path.read_bytes() == first
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_each_version_has_a_signing_key_endorsed_by_the_one_before(tmp_path: Path) -> None:
+    store = FakeAuditStore()
+    generate_key_file(tmp_path / "k")
+    ring = KeyRing.open(store, KeyFileSource(tmp_path / "k"), now=NOW)
+    ring.add_version(NOW)
+    ring.add_version(NOW)
+    rows = store.keys
+    assert "endorsement" not in rows[0].params  # v1 is the root of trust (the exported public key)
+    first_export = TrustedKeys({1: ring.public_keys()[1]}, origin="v1 only")
+    assert first_export.extend(list(rows)) == {}
+    assert first_export.versions() == [1, 2, 3]
+    message = record_signing_message(5, 3, b"h" * 32)
+    assert first_export.verify(3, message, ring.get(3).sign(message))
+    assert not first_export.verify(2, message, ring.get(3).sign(message))
+    # The private halves are wrapped, never stored in the clear; the public halves match them.
+    for row in rows:
+        assert isinstance(row, AuditKeyRow)
+        assert len(base64.b64decode(row.params["signing_key"])) == 12 + 32 + 16
+        assert base64.b64decode(row.params["signing_public_key"]) == ring.public_keys()[row.version]
+
+
+def test_a_version_that_does_not_unwrap_is_reported_and_the_others_still_load(tmp_path: Path) -> None:
+    store = FakeAuditStore()
+    generate_key_file(tmp_path / "k")
+    ring = KeyRing.open(store, KeyFileSource(tmp_path / "k"), now=NOW)
+    ring.add_version(NOW)
+    ring.add_version(NOW)
+    store.keys[1] = dataclasses.replace(store.keys[1], wrapped_key=b"\0" * 60)
+    reader = KeyRing.open(store, KeyFileSource(tmp_path / "k"), now=NOW, create=False)
+    assert reader.versions() == [1, 3]
+    assert list(reader.broken()) == [2]
+    assert "cannot unwrap audit data key v2" in reader.problems()[0]
+    with pytest.raises(KeyVersionUnusable, match="v2"):
+        reader.get(2)
+    store.keys[2] = dataclasses.replace(store.keys[2], wrapped_key=b"\0" * 60)
+    with pytest.raises(KeyVersionUnusable, match="newest audit key v3"):
+        KeyRing.open(store, KeyFileSource(tmp_path / "k"), now=NOW)  # a writer: no appending under v1

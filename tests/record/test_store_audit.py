@@ -32,6 +32,7 @@ from flink_gitops.record.store import (
     StoreWriteFailed,
 )
 from tests.fixtures.postgres import StoreTarget
+from tests.record.audit_helpers import readable
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 JOB_A, JOB_B = b"A" * 32, b"B" * 32
@@ -90,7 +91,7 @@ def test_append_hands_next_seq_and_prev_hash_and_keeps_order(store: Store) -> No
         return make_row(seq, prev, at=T0 + timedelta(seconds=seq))
 
     appended = [store.append_audit(build) for _ in range(5)]
-    rows = list(store.audit_rows())
+    rows = readable(store.audit_rows())
     assert rows == appended
     assert [s for s, _ in seen] == [1, 2, 3, 4, 5]
     assert seen[0][1] == ZERO_HASH
@@ -104,7 +105,7 @@ def test_append_hands_next_seq_and_prev_hash_and_keeps_order(store: Store) -> No
 def test_recorded_at_in_other_zone_comes_back_as_the_same_instant_in_utc(store: Store) -> None:
     at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5)))
     store.append_audit(lambda seq, prev: make_row(seq, prev, at=at))
-    (row,) = store.audit_rows()
+    (row,) = readable(store.audit_rows())
     assert row.recorded_at == at
     assert row.recorded_at.utcoffset() == timedelta(0)
 
@@ -263,7 +264,7 @@ def test_concurrent_threads_never_fork_the_chain(store_target: StoreTarget) -> N
         th.join()
     try:
         assert errors == []
-        rows = list(stores[0].audit_rows())
+        rows = readable(stores[0].audit_rows())
         assert len(rows) == 60
         assert_chain(rows)
         assert stores[1].audit_head() == (60, rows[-1].hash)
@@ -323,7 +324,7 @@ def test_concurrent_processes_never_fork_the_chain(store_target: StoreTarget) ->
         _, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
     with store_target.open() as store:
-        rows = list(store.audit_rows())
+        rows = readable(store.audit_rows())
         assert len(rows) == 80
         assert_chain(rows)
         assert store.audit_head() == (80, rows[-1].hash)
@@ -353,7 +354,7 @@ def test_tampered_row_is_returned_as_stored(tmp_path: Path) -> None:
         with conn:
             conn.execute("UPDATE audit_records SET ciphertext = ? WHERE seq = 1", (b"evil",))
         conn.close()
-        (row,) = store.audit_rows()
+        (row,) = readable(store.audit_rows())
         assert row.ciphertext == b"evil"
         with pytest.raises(AssertionError):
             assert_chain([row])

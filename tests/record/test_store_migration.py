@@ -170,7 +170,7 @@ def test_rows_written_by_0001_carry_over(
     _write_v1(v1_engine)
     v1_engine.dispose()
     with store_target.open(clock) as store:
-        assert store.schema_revision() == head_revision() == "0002"
+        assert store.schema_revision() == head_revision() == "0003"
         assert store.schema_differences() == []
         orders, payments = store.jobs.all()
         assert orders.name == "orders"
@@ -287,15 +287,15 @@ def test_one_savepoint_path_of_one_name_on_two_clusters_is_refused(
     assert _count(v1_engine, "savepoints") == 2
 
 
-def test_a_fresh_store_is_at_0002_and_cannot_be_downgraded(store: Store) -> None:
+def test_a_fresh_store_is_at_head_and_cannot_be_downgraded(store: Store) -> None:
     from alembic import command
 
     from flink_gitops.record.store.engine import _alembic_config
 
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == "0003"
     cfg = _alembic_config()
     with store._engine.begin() as conn:  # the test drives Alembic on the store's own engine
         cfg.attributes["connection"] = conn
         with pytest.raises(MigrationRefused, match="backup"):
             command.downgrade(cfg, "0001")
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == "0003"

@@ -27,6 +27,7 @@ from flink_gitops.record.store.engine import head_revision
 from flink_gitops.secrets import Secret, SecretRef
 from flink_gitops.settings import Settings, StoreConfig
 from tests.fixtures.postgres import PostgresServer, StoreTarget
+from tests.record.audit_helpers import readable
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "hunter2-very-secret"  # a test value that must never be printed
@@ -257,7 +258,7 @@ def test_sqlite_survives_sigkill_mid_burst(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()
     with Store.from_url(f"sqlite:///{db}") as store:
-        rows = list(store.audit_rows())
+        rows = readable(store.audit_rows())
         # Everything reported committed is there; at most the one write in flight may also be.
         assert len(rows) in {committed[-1][1], committed[-1][1] + 1}
         prev = ZERO_HASH

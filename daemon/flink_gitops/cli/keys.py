@@ -1,8 +1,10 @@
 """`flink-gitops keys generate|rotate`: the audit trail's master key file and data key rotation.
 
 ``generate`` writes a random 32-byte master key (base64) with mode 0600 and
-never overwrites; ``rotate`` adds a data key version (new records use it, old
-ones stay readable) and records the rotation in the trail. Neighbours:
+never overwrites; ``rotate`` adds a key version, a new data key and a new
+signing key endorsed by the old one (new records use them, old ones stay
+readable and verifiable with an older ``audit public-key`` export), and
+records the rotation in the trail. Neighbours:
 record.keys (the key handling), record.audit (the trail), cli.audit.
 """
 
@@ -44,7 +46,7 @@ def generate(ctx: click.Context, out: Path | None) -> None:
 @click.option("--reason", default="manual", show_default=True, help="Why, written into the rotation record.")
 @click.pass_context
 def rotate(ctx: click.Context, reason: str) -> None:
-    """Add a data key version: new records use it, old ones stay readable."""
+    """Add a key version (data and signing key): new records use it, old ones stay readable."""
     settings = settings_from(ctx)
     with open_store(settings) as store:
         trail = AuditTrail.from_settings(settings, store, clock=SystemClock(), actor=cli_actor())

@@ -15,7 +15,12 @@ store:
   a short public *key id* (tells "wrong master key" from "corrupt row");
 - data keys are random, wrapped with AES-256-GCM under the wrap key (the
   version bound as associated data) and stored with ``Store.put_audit_key``;
-  :meth:`KeyRing.add_version` is a rotation; old versions stay readable.
+  :meth:`KeyRing.add_version` is a rotation; old versions stay readable;
+- each version also has an Ed25519 *signing key* that signs the chain
+  (record.audit.signing): its private half wrapped like the data key, its
+  public half in the row's params, endorsed by the previous version's signing
+  key (a signature over the new public key), so an auditor holding only an
+  exported public key can follow rotations.
 
 Key material never appears in reprs, logs or error messages.
 Neighbours: record.audit (uses the :class:`KeyRing`), record.store (keeps the
@@ -36,19 +41,21 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from flink_gitops.clock import utc
 from flink_gitops.errors import ConfigError, PermanentError, TemporaryError
 from flink_gitops.record.store.errors import DuplicateAuditKey
-from flink_gitops.record.store.records import AuditKeyRow
+from flink_gitops.record.store.records import AuditKeyRow, UnreadableAuditKeyRow
 from flink_gitops.secrets import Secret, read_secret
 
 if TYPE_CHECKING:
@@ -64,6 +71,9 @@ except ImportError:  # pragma: no cover - depends on the installed cryptography
 KEY_BYTES = 32
 _NONCE_BYTES = 12
 _TAG_CACHE_SIZE = 4096
+_DATA_PURPOSE = b"flink-gitops/audit/data-key/v1"
+_SIGNING_PURPOSE = b"flink-gitops/audit/signing-key/v1"
+_ENDORSE_DOMAIN = b"flink-gitops/audit/endorse/v1"
 _KEY_FILE_HEADER = "# flink-gitops audit master key v1: keep secret, mode 0600, back it up offline"
 
 
@@ -85,6 +95,10 @@ class WrongMasterKey(KeyError_):
 
 class UnknownKeyVersion(KeyError_):
     """A record names a data key version that the store does not hold."""
+
+
+class KeyVersionUnusable(KeyError_):
+    """A stored key version exists but does not unwrap, or lacks its signing key (corrupt or forged row)."""
 
 
 # --------------------------------------------------------------------------- master key
@@ -120,18 +134,20 @@ class MasterKey:
             self._tag_cache[(field, value)] = cached
         return cached
 
-    def wrap(self, version: int, data_key: bytes) -> bytes:
+    def wrap(self, version: int, data_key: bytes, *, purpose: bytes = _DATA_PURPOSE) -> bytes:
+        """``data_key`` encrypted under the wrap key, bound to its version and purpose (data / signing)."""
         nonce = os.urandom(_NONCE_BYTES)
-        return nonce + AESGCM(self._wrap_key).encrypt(nonce, data_key, _wrap_aad(version))
+        return nonce + AESGCM(self._wrap_key).encrypt(nonce, data_key, _wrap_aad(version, purpose))
 
-    def unwrap(self, version: int, wrapped: bytes) -> bytes:
+    def unwrap(self, version: int, wrapped: bytes, *, purpose: bytes = _DATA_PURPOSE) -> bytes:
         try:
             return AESGCM(self._wrap_key).decrypt(
-                wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], _wrap_aad(version)
+                wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], _wrap_aad(version, purpose)
             )
         except (InvalidTag, ValueError) as exc:
-            raise WrongMasterKey(
-                f"the master key (id {self.key_id}) cannot unwrap audit data key v{version}"
+            what = "data key" if purpose == _DATA_PURPOSE else "signing key"
+            raise KeyVersionUnusable(
+                f"the master key (id {self.key_id}) cannot unwrap audit {what} v{version}"
             ) from exc
 
     def __repr__(self) -> str:
@@ -144,8 +160,8 @@ def _hkdf(material: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(material)
 
 
-def _wrap_aad(version: int) -> bytes:
-    return b"flink-gitops/audit/data-key/v1" + struct.pack(">Q", version)
+def _wrap_aad(version: int, purpose: bytes) -> bytes:
+    return purpose + struct.pack(">Q", version)
 
 
 def decode_key_text(text: bytes, *, what: str) -> bytes:
@@ -402,23 +418,65 @@ class AuditKeyStore(Protocol):
 
     def put_audit_key(self, row: AuditKeyRow) -> None: ...
 
-    def audit_keys(self) -> list[AuditKeyRow]: ...
+    def audit_keys(self) -> list[AuditKeyRow | UnreadableAuditKeyRow]: ...
+
+
+def endorsement_message(version: int, endorsed_by: int, public_key: bytes) -> bytes:
+    """What signing key ``endorsed_by`` signs to introduce the signing key of ``version``."""
+    return _ENDORSE_DOMAIN + struct.pack(">qq", version, endorsed_by) + public_key
+
+
+def public_key_bytes(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSigningKey:
+    """The public part of a key row's signing key, as an auditor without the master key reads it."""
+
+    version: int
+    public_key: bytes  # raw Ed25519, 32 bytes
+    endorsed_by: int | None  # the older version whose signing key signed this one (None: the first)
+    endorsement: bytes | None
+
+    @classmethod
+    def from_params(cls, version: int, params: Mapping[str, Any]) -> StoredSigningKey:
+        """Raises ValueError when the params carry no readable signing key."""
+        try:
+            public = base64.b64decode(str(params["signing_public_key"]), validate=True)
+            by = params.get("endorsed_by")
+            sig = params.get("endorsement")
+            if len(public) != 32 or (by is not None and not isinstance(by, int)) or isinstance(by, bool):
+                raise ValueError("signing key fields")
+            endorsement = None if sig is None else base64.b64decode(str(sig), validate=True)
+        except (KeyError, binascii.Error, TypeError) as exc:
+            raise ValueError("no readable signing public key") from exc
+        return cls(version, public, by, endorsement)
 
 
 @dataclass(frozen=True, slots=True)
 class DataKey:
+    """One key version: the data key (AES-256-GCM) and the chain's signing key (Ed25519)."""
+
     version: int
     created_at: datetime
     aead: AESGCM
+    signer: Ed25519PrivateKey
+    public_key: bytes  # raw Ed25519 public key of ``signer``
+
+    def sign(self, message: bytes) -> bytes:
+        return self.signer.sign(message)
 
     def __repr__(self) -> str:
         return f"DataKey(version={self.version}, created_at={self.created_at.isoformat()})"
 
 
 class KeyRing:
-    """The unwrapped data keys, by version, and the master key's tagger.
+    """The unwrapped data and signing keys, by version, and the master key's tagger.
 
-    ``open`` creates data key version 1 on a new store. Thread-safe.
+    ``open`` creates key version 1 on a new store. A version whose row does not unwrap (corrupt
+    or forged) is kept in :meth:`broken` with the reason, so a verifier still checks everything
+    the other versions decrypt. Thread-safe.
     """
 
     def __init__(self, store: AuditKeyStore, master: MasterKey, params: dict[str, Any]) -> None:
@@ -426,31 +484,89 @@ class KeyRing:
         self._master = master
         self._params = params
         self._keys: dict[int, DataKey] = {}
+        self._broken: dict[int, str] = {}
+        self._unreadable: list[str] = []
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, store: AuditKeyStore, source: KeySource, *, now: datetime, create: bool = True) -> KeyRing:
+    def open(
+        cls,
+        store: AuditKeyStore,
+        source: KeySource,
+        *,
+        now: datetime,
+        create: bool = True,
+        require_current: bool | None = None,
+    ) -> KeyRing:
+        """The ring of ``store`` under ``source``'s master key.
+
+        Raises WrongMasterKey when key rows exist but the master key unwraps none of them; with
+        ``require_current`` (default: ``create``, i.e. for writers) also KeyVersionUnusable when
+        the newest version does not unwrap (appending under an older key would hide it).
+        """
         rows = store.audit_keys()
-        master, params = source.master_key(rows[0].params if rows else None)
+        first = next((r for r in rows if isinstance(r, AuditKeyRow)), None)
+        master, params = source.master_key(first.params if first is not None else None)
         params["master_key_id"] = master.key_id
         ring = cls(store, master, params)
         ring._load(rows)
+        if rows and not ring._keys:
+            detail = "; ".join(ring.problems()) or "no key row is readable"
+            raise WrongMasterKey(f"the configured audit master key unwraps none of the data keys: {detail}")
         if not ring._keys and create:
             ring.add_version(now)
+        if create if require_current is None else require_current:
+            newest = max([*ring._keys, *ring._broken], default=0)
+            if newest in ring._broken:
+                raise KeyVersionUnusable(
+                    f"the newest audit key v{newest} is unusable ({ring._broken[newest]}); refusing to "
+                    "append under an older key: run `flink-gitops audit verify`"
+                )
         return ring
 
-    def _load(self, rows: list[AuditKeyRow]) -> None:
+    def _load(self, rows: list[AuditKeyRow | UnreadableAuditKeyRow]) -> None:
+        broken: dict[int, str] = {}
+        unreadable: list[str] = []
         for row in rows:
+            if isinstance(row, UnreadableAuditKeyRow):
+                if row.version is None:
+                    unreadable.append(f"a key row is unreadable: {row.problem}")
+                else:
+                    broken[row.version] = f"its key row is unreadable: {row.problem}"
+                continue
             if row.version in self._keys:
                 continue
-            stored_id = row.params.get("master_key_id")
-            if stored_id is not None and stored_id != self._master.key_id:
-                raise WrongMasterKey(
-                    f"audit data key v{row.version} was wrapped under master key id {stored_id}; the "
-                    f"configured key has id {self._master.key_id}"
-                )
-            material = self._master.unwrap(row.version, row.wrapped_key)
-            self._keys[row.version] = DataKey(row.version, _utc(row.created_at), AESGCM(material))
+            try:
+                self._keys[row.version] = self._unwrap_row(row)
+            except KeyError_ as exc:
+                broken[row.version] = str(exc)
+        self._broken = {v: why for v, why in broken.items() if v not in self._keys}
+        self._unreadable = unreadable
+
+    def _unwrap_row(self, row: AuditKeyRow) -> DataKey:
+        stored_id = row.params.get("master_key_id")
+        if stored_id is not None and stored_id != self._master.key_id:
+            raise WrongMasterKey(
+                f"audit data key v{row.version} was wrapped under master key id {stored_id}; the "
+                f"configured key has id {self._master.key_id}"
+            )
+        material = self._master.unwrap(row.version, row.wrapped_key)
+        try:
+            wrapped_signer = base64.b64decode(str(row.params["signing_key"]), validate=True)
+            stored = StoredSigningKey.from_params(row.version, row.params)
+        except (KeyError, binascii.Error, ValueError) as exc:
+            raise KeyVersionUnusable(f"audit key v{row.version} has no readable signing key") from exc
+        raw = self._master.unwrap(row.version, wrapped_signer, purpose=_SIGNING_PURPOSE)
+        try:
+            signer = Ed25519PrivateKey.from_private_bytes(raw)
+        except ValueError as exc:
+            raise KeyVersionUnusable(f"audit key v{row.version}: the signing key is malformed") from exc
+        public = public_key_bytes(signer.public_key())
+        if public != stored.public_key:
+            raise KeyVersionUnusable(
+                f"audit key v{row.version}: the stored signing public key is not the wrapped key's"
+            )
+        return DataKey(row.version, utc(row.created_at), AESGCM(material), signer, public)
 
     @property
     def master(self) -> MasterKey:
@@ -463,17 +579,37 @@ class KeyRing:
             return self._keys[max(self._keys)]
 
     def versions(self) -> list[int]:
+        """The versions that unwrap."""
         with self._lock:
             return sorted(self._keys)
+
+    def broken(self) -> dict[int, str]:
+        """Versions whose rows exist but do not unwrap, with the reason (no key material)."""
+        with self._lock:
+            return dict(self._broken)
+
+    def problems(self) -> list[str]:
+        """Every key row problem, one line each."""
+        with self._lock:
+            return [*(f"v{v}: {why}" for v, why in sorted(self._broken.items())), *self._unreadable]
+
+    def public_keys(self) -> dict[int, bytes]:
+        """Each usable version's signing public key (raw Ed25519), derived from its unwrapped private key."""
+        with self._lock:
+            return {v: k.public_key for v, k in sorted(self._keys.items())}
 
     def get(self, version: int) -> DataKey:
         with self._lock:
             key = self._keys.get(version)
-        if key is None:
+            why = self._broken.get(version)
+        if key is None and why is None:
             self.refresh()
             with self._lock:
                 key = self._keys.get(version)
+                why = self._broken.get(version)
         if key is None:
+            if why is not None:
+                raise KeyVersionUnusable(f"audit key v{version} is unusable: {why}")
             raise UnknownKeyVersion(f"no audit data key v{version} in the store")
         return key
 
@@ -484,17 +620,37 @@ class KeyRing:
             self._load(rows)
 
     def add_version(self, now: datetime) -> DataKey:
-        """Rotate: store a new random data key as the next version; on a lost race, adopt the winner's."""
+        """Rotate: store new random data and signing keys as the next version; on a lost race, adopt
+        the winner's. The new signing key is endorsed by the current one (its signature over the new
+        public key, in the key row), so an auditor who trusts the old public key can trust the new one.
+        """
         for _ in range(5):
             self.refresh()
             with self._lock:
-                version = max(self._keys, default=0) + 1
+                version = max([*self._keys, *self._broken], default=0) + 1
+                endorser = self._keys[max(self._keys)] if self._keys else None
             material = AESGCM.generate_key(bit_length=256)
+            signer = Ed25519PrivateKey.generate()
+            public = public_key_bytes(signer.public_key())
+            raw_signer = signer.private_bytes(
+                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+            )
+            params = dict(self._params) | {
+                "signing_public_key": base64.b64encode(public).decode(),
+                "signing_key": base64.b64encode(
+                    self._master.wrap(version, raw_signer, purpose=_SIGNING_PURPOSE)
+                ).decode(),
+            }
+            if endorser is not None:
+                params["endorsed_by"] = endorser.version
+                params["endorsement"] = base64.b64encode(
+                    endorser.sign(endorsement_message(version, endorser.version, public))
+                ).decode()
             row = AuditKeyRow(
                 version=version,
                 created_at=now,
                 wrapped_key=self._master.wrap(version, material),
-                params=dict(self._params),
+                params=params,
             )
             try:
                 self._store.put_audit_key(row)
@@ -504,7 +660,7 @@ class KeyRing:
                     if version in self._keys and version == max(self._keys):
                         return self._keys[version]
                 continue
-            key = DataKey(version, _utc(now), AESGCM(material))
+            key = DataKey(version, utc(now), AESGCM(material), signer, public)
             with self._lock:
                 self._keys[version] = key
             return key
@@ -512,7 +668,3 @@ class KeyRing:
 
     def __repr__(self) -> str:
         return f"KeyRing(master={self._master!r}, versions={sorted(self._keys)})"
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

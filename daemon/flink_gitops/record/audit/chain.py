@@ -14,38 +14,61 @@ column (time, tags, key version) can be edited unseen, and the chain needs no
 key to check. AES-GCM's associated data binds the ciphertext to its place:
 ``b"flink-gitops/audit/aad/v1" || int(seq) || int(key_version) || bytes(prev_hash)``.
 
-The head file (``settings.audit.head_file``) holds the last (seq, hash) outside
-the database, so deleting or truncating records shows. It is written at seq 0
-when a trail opens on an empty store, then after each append, atomically (temp
-file, fsync, rename, fsync of the directory), only ever forward (under a lock
-file, so concurrent appenders cannot move it back).
-A crash between the commit and the head write leaves it one record behind:
-head seq ∈ {db seq, db seq - 1} with a matching hash is consistent.
+Signatures (Ed25519, the key version's signing key from record.keys): each
+record's ``signature`` column signs
+``b"flink-gitops/audit/record-sig/v1" || int(seq) || int(key_version) || bytes(hash)``
+and the head file signs the same fields under ``b"flink-gitops/audit/head-sig/v1"``
+(a distinct domain, so a record's signature copied from the database cannot
+vouch for a head file moved back after a truncation). The hash covers the
+whole prefix of the chain, so one valid signature vouches for every record up
+to it.
+
+The head file (``settings.audit.head_file``) holds the last (seq, hash, key
+version, signature) outside the database, so deleting or truncating records
+shows. It is written at seq 0 when a trail opens on an empty store, then after
+each append, atomically (temp file, fsync, rename, fsync of the directory),
+only ever forward (under a lock file, so concurrent appenders cannot move it
+back). A crash between the commit and the head write leaves it one record
+behind: head seq ∈ {db seq, db seq - 1} with a matching hash is consistent.
 Neighbours: record.audit.trail (appends), record.audit.verify (checks).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fcntl
 import hashlib
 import json
 import os
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flink_gitops.clock import utc
 from flink_gitops.record.audit.errors import AuditIntegrityError
-from flink_gitops.record.audit.event import utc
 from flink_gitops.record.store.records import ZERO_HASH, AuditRow
 
-__all__ = ["ZERO_HASH", "Head", "HeadFile", "record_aad", "record_hash", "row_hash"]
+__all__ = [
+    "ZERO_HASH",
+    "Head",
+    "HeadFile",
+    "head_signing_message",
+    "record_aad",
+    "record_hash",
+    "record_signing_message",
+    "row_hash",
+]
 
 _RECORD_DOMAIN = b"flink-gitops/audit/record/v1"
 _AAD_DOMAIN = b"flink-gitops/audit/aad/v1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_HEAD_FORMAT = "flink-gitops-audit-head/1"
+_RECORD_SIG_DOMAIN = b"flink-gitops/audit/record-sig/v1"
+_HEAD_SIG_DOMAIN = b"flink-gitops/audit/head-sig/v1"
+_HEAD_FORMAT = "flink-gitops-audit-head/2"
+_OLD_HEAD_FORMAT = "flink-gitops-audit-head/1"  # unsigned; read so that verify can say so
 
 
 def _int(n: int) -> bytes:
@@ -108,12 +131,29 @@ def record_aad(seq: int, key_version: int, prev_hash: bytes) -> bytes:
     return _AAD_DOMAIN + _int(seq) + _int(key_version) + _bytes(prev_hash)
 
 
+def record_signing_message(seq: int, key_version: int, digest: bytes) -> bytes:
+    """What a record's ``signature`` signs."""
+    return _RECORD_SIG_DOMAIN + _int(seq) + _int(key_version) + _bytes(digest)
+
+
+def head_signing_message(seq: int, key_version: int, digest: bytes) -> bytes:
+    """What the head file's signature signs."""
+    return _HEAD_SIG_DOMAIN + _int(seq) + _int(key_version) + _bytes(digest)
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The last record of the chain: its seq (0 when empty) and hash."""
+    """The last record of the chain: its seq (0 when empty) and hash; in the head file also signed."""
 
     seq: int
     hash: bytes
+    #: the signing key's version (0: unsigned) and the signature; a head is equal to another
+    #: with the same seq and hash whoever signed it.
+    key_version: int = field(default=0, compare=False)
+    signature: bytes = field(default=b"", compare=False)
+
+    def signing_message(self) -> bytes:
+        return head_signing_message(self.seq, self.key_version, self.hash)
 
     def __str__(self) -> str:
         return f"seq {self.seq} ({self.hash.hex()[:16]}…)"
@@ -148,14 +188,19 @@ class HeadFile:
             raise AuditIntegrityError(f"cannot read audit head file {self.path}: {exc.strerror}") from exc
         try:
             data = json.loads(text)
-            if data.get("format") != _HEAD_FORMAT:
+            if data.get("format") not in (_HEAD_FORMAT, _OLD_HEAD_FORMAT):
                 raise ValueError("format")
-            seq, digest = int(data["seq"]), bytes.fromhex(data["hash"])
+            seq, digest = data["seq"], bytes.fromhex(data["hash"])
+            version, signature = 0, b""
+            if data["format"] == _HEAD_FORMAT:
+                version, signature = data["key_version"], base64.b64decode(data["signature"], validate=True)
+            if not all(isinstance(n, int) and not isinstance(n, bool) for n in (seq, version)):
+                raise ValueError("type")
             if seq < 0 or len(digest) != 32:
                 raise ValueError("range")
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
             raise AuditIntegrityError(f"audit head file {self.path} is corrupt") from exc
-        return Head(seq, digest)
+        return Head(seq, digest, version, signature)
 
     def advance(self, head: Head) -> None:
         """Record ``head`` unless the file already holds a later one (another appender got there first)."""
@@ -171,6 +216,16 @@ class HeadFile:
                     self.write(head)
             finally:
                 os.close(fd)  # releases the flock
+
+    def replace(self, head: Head) -> None:
+        """Record ``head`` even over a later or corrupt one (``audit accept-head`` only)."""
+        with self._lock:
+            fd = self._open(self._lock_path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self.write(head)
+            finally:
+                os.close(fd)
 
     def remove_stale_temps(self) -> int:
         """Delete temp files left by appenders that died mid-write (their pid is gone); how many."""
@@ -197,11 +252,18 @@ class HeadFile:
         more records behind, which verify reports: it cannot tell that from records
         appended behind the head file's back.
         """
-        body = json.dumps({"format": _HEAD_FORMAT, "seq": head.seq, "hash": head.hash.hex()}) + "\n"
+        body = {
+            "format": _HEAD_FORMAT,
+            "seq": head.seq,
+            "hash": head.hash.hex(),
+            "key_version": head.key_version,
+            "signature": base64.b64encode(head.signature).decode(),
+        }
+        text = json.dumps(body) + "\n"
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
-            os.write(fd, body.encode())
+            os.write(fd, text.encode())
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -13,8 +13,10 @@ import getpass
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from flink_gitops.clock import utc
 
 #: outcome of an intent record written before a side effect.
 INTENT = "intent"
@@ -100,11 +102,6 @@ def parse_time(text: str) -> datetime:
     if len(text) != 27 or text[10] != "T" or not text.endswith("Z"):
         raise ValueError(f"not an audit time: {text!r}")
     return datetime.fromisoformat(text)
-
-
-def utc(value: datetime) -> datetime:
-    """Timezone-aware UTC (a naive value is taken to be UTC already)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def daemon_actor(instance: str) -> str:

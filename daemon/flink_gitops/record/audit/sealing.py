@@ -3,7 +3,8 @@
 Why a module of its own: the trail (writes), the verifier and ``audit show``
 (read) must agree byte for byte on the AAD, the tags and the hash.
 The plaintext is AES-256-GCM encrypted under the current data key with a fresh
-random 96-bit nonce; job, action and outcome are also stored as HMAC-SHA256
+random 96-bit nonce, and its hash is signed with the version's Ed25519 key
+(record.audit.chain.record_signing_message); job, action and outcome are also stored as HMAC-SHA256
 tags under the master key's tag key (record.keys.MasterKey.tag), so the store
 can filter without decrypting. Neighbours: record.audit.chain (hash, AAD),
 record.keys (keys), record.audit.trail, record.audit.verify.
@@ -18,9 +19,10 @@ from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 
-from flink_gitops.record.audit.chain import record_aad, row_hash
+from flink_gitops.clock import utc
+from flink_gitops.record.audit.chain import record_aad, record_signing_message, row_hash
 from flink_gitops.record.audit.errors import AuditDecryptError
-from flink_gitops.record.audit.event import AuditEvent, AuditRecord, utc
+from flink_gitops.record.audit.event import AuditEvent, AuditRecord
 from flink_gitops.record.keys import DataKey, KeyError_, KeyRing, MasterKey
 from flink_gitops.record.store.records import AuditRow
 
@@ -67,7 +69,9 @@ def seal(
         prev_hash=prev_hash,
         hash=b"",
     )
-    return dataclasses.replace(unhashed, hash=row_hash(unhashed))
+    digest = row_hash(unhashed)
+    signature = key.sign(record_signing_message(seq, key.version, digest))
+    return dataclasses.replace(unhashed, hash=digest, signature=signature)
 
 
 def unseal(row: AuditRow, keys: KeyRing) -> AuditRecord:

@@ -17,13 +17,19 @@ the head file) write fails. Appends go through ``Store.append_audit``, which
 serialises all appenders and hands us (next seq, prev hash); the head file is
 advanced after each commit.
 
+Each record is signed by the key version's Ed25519 key (record.audit.sealing)
+and so is the head file after every append (record.audit.chain).
 On open the head file is checked against the store: missing (while records
-exist), ahead of the store, or on another chain → AuditIntegrityError, so the
-daemon does not append over evidence of tampering; behind by more than one
-record (another host appended: PostgreSQL replicas keep one head file each)
-is only logged. On an empty store open writes the head file at seq 0, so a
-crash inside the very first append is the usual lag of one record, not a
-missing head file. A running trail re-reads the key versions every
+exist), corrupt, not signed by our key, ahead of the store, on another chain,
+or behind by more than the one in-flight record → :class:`HeadNotAccepted`,
+so the daemon does not append (fail closed) over evidence of tampering or of a
+restored backup, until an operator runs ``flink-gitops audit accept-head
+--reason TEXT`` (:meth:`AuditTrail.accept_head`), which writes an
+``audit.accept_head`` record naming the gap and moves the head file to it.
+Several hosts appending to one PostgreSQL store must therefore share the head
+file (``audit.head_file`` on shared storage). On an empty store open writes
+the head file at seq 0, so a crash inside the very first append is the usual
+lag of one record, not a missing head file. A running trail re-reads the key versions every
 KEY_REFRESH_S, so ``keys rotate`` from the CLI takes effect in the daemon.
 Neighbours: record.audit.sealing (crypto),
 record.audit.chain (hash, head file), record.audit.verify, record.keys,
@@ -43,18 +49,20 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from flink_gitops.clock import Clock
-from flink_gitops.record.audit.chain import ZERO_HASH, Head, HeadFile
-from flink_gitops.record.audit.errors import AuditIntegrityError, AuditUnavailable
-from flink_gitops.record.audit.event import FAILED, INTENT, SUCCEEDED, AuditEvent, AuditRecord, utc
+from flink_gitops.clock import Clock, utc
+from flink_gitops.record.audit.chain import ZERO_HASH, Head, HeadFile, head_signing_message
+from flink_gitops.record.audit.errors import AuditDecryptError, AuditIntegrityError, AuditUnavailable
+from flink_gitops.record.audit.event import FAILED, INTENT, SUCCEEDED, AuditEvent, AuditRecord
 from flink_gitops.record.audit.sealing import seal, unseal
+from flink_gitops.record.audit.signing import TrustedKeys
 from flink_gitops.record.audit.verify import AuditReader, head_problem
-from flink_gitops.record.keys import KeyRing, KeySource, key_source_from_settings
+from flink_gitops.record.keys import DataKey, KeyRing, KeySource, key_source_from_settings
 from flink_gitops.record.store.errors import StoreError
-from flink_gitops.record.store.records import AuditKeyRow, AuditRow
+from flink_gitops.record.store.records import AuditKeyRow, AuditRow, UnreadableAuditRow
 from flink_gitops.settings import Settings
 
 ROTATE_ACTION = "keys.rotate"
+ACCEPT_HEAD_ACTION = "audit.accept_head"
 #: how often a running trail re-reads the key versions (picks up rotations by other processes), seconds.
 KEY_REFRESH_S = 60.0
 
@@ -68,11 +76,17 @@ class AuditStore(AuditReader, Protocol):
 
     def put_audit_key(self, row: AuditKeyRow) -> None: ...
 
-    def audit_keys(self) -> list[AuditKeyRow]: ...
-
 
 def head_file_path(settings: Settings) -> Path:
     return settings.audit.head_file or settings.state_dir / "audit.head"
+
+
+class HeadNotAccepted(AuditIntegrityError):
+    """The head file does not fit the store; appends are refused until ``audit accept-head``."""
+
+
+def signed_head(key: DataKey, seq: int, digest: bytes) -> Head:
+    return Head(seq, digest, key.version, key.sign(head_signing_message(seq, key.version, digest)))
 
 
 class ActionScope:
@@ -124,6 +138,13 @@ class AuditTrail:
                 self._keys.refresh()
             except StoreError as exc:
                 raise AuditUnavailable(f"cannot re-read the audit keys: {exc}") from exc
+            broken = self._keys.broken()
+            if broken and max(broken) > max(self._keys.versions(), default=0):
+                newest = max(broken)
+                raise AuditUnavailable(
+                    f"the newest audit key v{newest} is unusable ({broken[newest]}); refusing to append "
+                    "under an older key: run `flink-gitops audit verify`"
+                )
 
     @classmethod
     def open(
@@ -138,25 +159,105 @@ class AuditTrail:
     ) -> AuditTrail:
         """Load (or on a new store create) the keys and check the head file against the store.
 
-        Raises AuditIntegrityError when the head file shows truncation or a different chain, or is
-        missing while the store holds records: appending then would paper over the evidence;
-        AuditUnavailable when the head file of an empty store cannot be written.
+        Raises HeadNotAccepted (an AuditIntegrityError) when the head file does not fit the store
+        (see the module doc): appending then would paper over the evidence; KeyVersionUnusable when
+        the newest key version does not unwrap; AuditUnavailable when the head file of an empty
+        store cannot be written.
         """
-        keys = KeyRing.open(store, source, now=utc(clock.now()))
+        existed = bool(store.audit_keys())
+        trail = cls._load(store, source, head_file=head_file, clock=clock, actor=actor, age=max_key_age_days)
+        problem = head_mismatch(store, trail._head_file, TrustedKeys.from_ring(trail._keys), anchored=existed)
+        if problem is not None:
+            raise HeadNotAccepted(
+                f"audit head file {head_file}: {problem[1]}. Appending is refused until this is "
+                "explained: run `flink-gitops audit verify`, then `flink-gitops audit accept-head "
+                "--reason TEXT` to record the gap and go on",
+                seq=problem[0],
+            )
+        trail._init_empty_head()
+        return trail
+
+    @classmethod
+    def _load(
+        cls,
+        store: AuditStore,
+        source: KeySource,
+        *,
+        head_file: Path,
+        clock: Clock,
+        actor: str,
+        age: float | None,
+    ) -> AuditTrail:
+        keys = KeyRing.open(store, source, now=utc(clock.now()), require_current=True)
         head = HeadFile(head_file)
-        check_head(store, head)
-        if store.audit_head()[0] == 0:
+        head.remove_stale_temps()
+        max_age = None if age is None else timedelta(days=age)
+        return cls(store, keys, head, clock, actor=actor, max_key_age=max_age)
+
+    def _init_empty_head(self) -> None:
+        if self._store.audit_head()[0] == 0:
             # Head file "seq 0" before the first append, so a crash inside that append leaves the
             # in-flight lag of one record, not a missing head file (which reads as tampering).
             try:
-                head.advance(Head(0, ZERO_HASH))
+                self._head_file.advance(signed_head(self._keys.current(), 0, ZERO_HASH))
             except OSError as exc:
                 raise AuditUnavailable(
-                    f"cannot write the audit head file {head.path}: {exc.strerror}"
+                    f"cannot write the audit head file {self._head_file.path}: {exc.strerror}"
                 ) from exc
-        head.remove_stale_temps()
-        age = None if max_key_age_days is None else timedelta(days=max_key_age_days)
-        return cls(store, keys, head, clock, actor=actor, max_key_age=age)
+
+    @classmethod
+    def accept_head(
+        cls,
+        store: AuditStore,
+        source: KeySource,
+        *,
+        head_file: Path,
+        clock: Clock,
+        actor: str,
+        reason: str,
+    ) -> AuditRecord | None:
+        """Record why the head file does not fit the store, and move it to that record.
+
+        Returns the ``audit.accept_head`` record, or None when the head file fits (nothing to
+        accept). The record names the head file's and the store's seq and hash and the problem.
+        """
+        if not reason.strip():
+            raise ValueError("accept-head needs a reason")
+        existed = bool(store.audit_keys())
+        trail = cls._load(store, source, head_file=head_file, clock=clock, actor=actor, age=None)
+        problem = head_mismatch(store, trail._head_file, TrustedKeys.from_ring(trail._keys), anchored=existed)
+        if problem is None:
+            return None
+        try:
+            on_disk: Head | None = trail._head_file.read()
+            head_state: object = None if on_disk is None else {"seq": on_disk.seq, "hash": on_disk.hash.hex()}
+        except AuditIntegrityError:
+            head_state = "corrupt"
+        db_seq, db_hash = store.audit_head()
+        record, head = trail._append(
+            AuditEvent(
+                action=ACCEPT_HEAD_ACTION,
+                actor=actor,
+                outcome=SUCCEEDED,
+                details={
+                    "reason": reason,
+                    "problem": problem[1],
+                    "problem_seq": problem[0],
+                    "head_file": head_state,
+                    "store_head": {"seq": db_seq, "hash": db_hash.hex()},
+                },
+            ),
+            advance=False,
+        )
+        try:
+            trail._head_file.replace(head)
+        except OSError as exc:
+            raise AuditUnavailable(
+                f"audit record {record.seq} was written but the head file {head_file} could not be "
+                f"updated: {exc.strerror}"
+            ) from exc
+        logger.warning("audit: head file accepted at seq {} ({}): {}", record.seq, problem[1], reason)
+        return record
 
     @classmethod
     def from_settings(cls, settings: Settings, store: AuditStore, *, clock: Clock, actor: str) -> AuditTrail:
@@ -185,6 +286,9 @@ class AuditTrail:
 
     def record(self, event: AuditEvent) -> AuditRecord:
         """Append ``event``; raises AuditUnavailable if it is not durably recorded (then do not act)."""
+        return self._append(event)[0]
+
+    def _append(self, event: AuditEvent, *, advance: bool = True) -> tuple[AuditRecord, Head]:
         now = utc(self._clock.now())
         self._refresh_keys_if_stale()
         key = self._keys.current()
@@ -206,14 +310,16 @@ class AuditTrail:
             row = self._store.append_audit(build)
         except StoreError as exc:
             raise AuditUnavailable(f"audit record for {event.action!r} was not written: {exc}") from exc
-        try:
-            self._head_file.advance(Head(row.seq, row.hash))
-        except OSError as exc:
-            raise AuditUnavailable(
-                f"audit record {row.seq} was written but the head file {self._head_file.path} could not be "
-                f"updated: {exc.strerror}"
-            ) from exc
-        return AuditRecord(seq=row.seq, recorded_at=now, key_version=key.version, event=event)
+        head = signed_head(key, row.seq, row.hash)
+        if advance:
+            try:
+                self._head_file.advance(head)
+            except OSError as exc:
+                raise AuditUnavailable(
+                    f"audit record {row.seq} was written but the head file {self._head_file.path} could not "
+                    f"be updated: {exc.strerror}"
+                ) from exc
+        return AuditRecord(seq=row.seq, recorded_at=now, key_version=key.version, event=event), head
 
     @contextmanager
     def guard(self, intent: AuditEvent) -> Iterator[ActionScope]:
@@ -330,33 +436,52 @@ def query_records(
         limit=limit,
     )
     for row in rows:
+        if isinstance(row, UnreadableAuditRow):
+            at = "" if row.seq is None else f" {row.seq}"
+            raise AuditDecryptError(
+                f"record{at} is unreadable: {row.problem} (edited in the database)", seq=row.seq or 0
+            )
         yield unseal(row, keys)
 
 
-def check_head(store: AuditReader, head_file: HeadFile) -> None:
-    """Raise AuditIntegrityError unless the head file fits the store (lagging is only logged)."""
+def head_mismatch(
+    store: AuditReader, head_file: HeadFile, trusted: TrustedKeys | None = None, *, anchored: bool = True
+) -> tuple[int | None, str] | None:
+    """Why the head file does not fit the store (seq, text), or None; only the in-flight lag is fine.
+
+    ``anchored``: the trail's keys existed before (so an empty store needs its seq-0 head file).
+    """
     db_seq, db_hash = store.audit_head()
-    head = head_file.read()
+    try:
+        head = head_file.read()
+    except AuditIntegrityError as exc:
+        return db_seq + 1, str(exc)
     if head is None:
         if db_seq > 0:
-            raise AuditIntegrityError(
-                f"audit head file {head_file.path} is missing but the store holds {db_seq} records; run "
-                "`flink-gitops audit verify` and restore the head file before appending",
-                seq=None,
-            )
-        return
+            return db_seq + 1, f"the head file is missing but the store holds {db_seq} records"
+        if anchored:
+            return 1, "the head file is missing and the store holds no records, but its keys exist (wiped?)"
+        return None
     if head.seq < db_seq - 1:
-        # Another host (PostgreSQL replicas) or several crashes; check that it is on our chain at least.
-        if _stored_hash(store, head.seq) != head.hash:
-            raise AuditIntegrityError(
-                f"audit head file {head_file.path} (seq {head.seq}) is not on the stored chain", seq=head.seq
-            )
-        logger.warning("audit: head file is at seq {}, the store at {}", head.seq, db_seq)
-        return
+        on_chain = _stored_hash(store, head.seq) == head.hash
+        return head.seq + 1, (
+            f"the head file is at seq {head.seq} but the store at {db_seq}: more than the one in-flight "
+            "record behind (a restored backup of it, or records appended without it)"
+            + ("" if on_chain else "; and its hash is not the stored record's (another chain)")
+        )
     before_last = _stored_hash(store, head.seq) if head.seq == db_seq - 1 else None
     problem = head_problem(head, Head(db_seq, db_hash), before_last)
+    signed = trusted is None or trusted.verify(head.key_version, head.signing_message(), head.signature)
+    if problem is None and not signed:
+        return head.seq + 1, "the head file is not signed by this trail's key (rewritten)"
+    return problem
+
+
+def check_head(store: AuditReader, head_file: HeadFile, trusted: TrustedKeys | None = None) -> None:
+    """Raise HeadNotAccepted unless the head file fits the store."""
+    problem = head_mismatch(store, head_file, trusted)
     if problem is not None:
-        raise AuditIntegrityError(f"audit head file {head_file.path}: {problem[1]}", seq=problem[0])
+        raise HeadNotAccepted(f"audit head file {head_file.path}: {problem[1]}", seq=problem[0])
 
 
 def _stored_hash(store: AuditReader, seq: int) -> bytes:
@@ -364,7 +489,7 @@ def _stored_hash(store: AuditReader, seq: int) -> bytes:
     if seq == 0:
         return ZERO_HASH
     row = next(iter(store.audit_rows(after_seq=seq - 1, limit=1)), None)
-    return row.hash if row is not None and row.seq == seq else b""
+    return row.hash if isinstance(row, AuditRow) and row.seq == seq else b""
 
 
 def _describe(exc: BaseException) -> str:

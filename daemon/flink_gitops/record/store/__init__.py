@@ -10,7 +10,9 @@ Audit storage contract (with :mod:`flink_gitops.record.audit`): table
 SQLite a UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``, on PostgreSQL TIMESTAMPTZ);
 ``audit_head`` holds one row (``id`` = 1, ``seq``, ``hash``); ``audit_keys``
 has the :class:`AuditKeyRow` field names (``params`` is JSON). There is no
-update or delete API for audit rows or keys.
+update or delete API for audit rows or keys. A row whose columns do not hold
+their types (edited behind the store's back) is read as an
+:class:`UnreadableAuditRow` / :class:`UnreadableAuditKeyRow`, never an exception.
 
 API: one :class:`Store` per process, with an attribute per aggregate
 (``store.jobs``, ``store.snapshots``, ``store.operations``, ``store.cycles``,
@@ -70,6 +72,8 @@ from flink_gitops.record.store.records import (
     SnapshotKind,
     SnapshotOrigin,
     SpecRecord,
+    UnreadableAuditKeyRow,
+    UnreadableAuditRow,
     cluster_lease,
 )
 from flink_gitops.record.store.store import Store
@@ -133,6 +137,8 @@ __all__ = [
     "UnknownJob",
     "UnknownOperation",
     "UnknownSavepoint",
+    "UnreadableAuditKeyRow",
+    "UnreadableAuditRow",
     "cluster_lease",
     "open_store",
 ]

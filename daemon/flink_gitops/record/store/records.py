@@ -35,6 +35,28 @@ class AuditRow:
     ciphertext: bytes  # AES-GCM output (incl. auth tag)
     prev_hash: bytes  # 32 bytes; the first record's prev_hash is 32 zero bytes
     hash: bytes  # 32 bytes
+    #: Ed25519 signature (64 bytes) of the record's seq, hash and key version; not covered by ``hash``.
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableAuditRow:
+    """A stored audit row whose columns do not have their types (edited behind the store's back).
+
+    The store hands it out in place of an :class:`AuditRow` so that readers report it at its
+    place in the chain instead of failing the whole read.
+    """
+
+    seq: int | None  # None when the seq column itself is not an integer
+    problem: str  # which column, and what it holds instead (never the value itself)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableAuditKeyRow:
+    """A stored audit key row whose columns do not have their types (e.g. ``params`` not JSON)."""
+
+    version: int | None
+    problem: str
 
 
 @dataclass(frozen=True, slots=True)

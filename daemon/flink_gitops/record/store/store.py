@@ -11,26 +11,27 @@ keys are still flat methods here (``append_audit``, ``audit_rows`` ...).
 Audit appends are serialised against every other appender by the write lock
 (SQLite ``BEGIN IMMEDIATE``) or ``SELECT ... FOR UPDATE`` on the single
 ``audit_head`` row (PostgreSQL). They are the hottest write (every action is
-audited at least twice), so :meth:`Store.append_audit` skips SQLAlchemy's
-per-call machinery: its three statements are compiled once per engine (see
-:class:`_DriverStatement`) and run on a pooled DBAPI connection in a
-transaction it opens, commits or rolls back itself. Building and executing
-them through Core cost ~0.6 ms of CPU per append; the driver calls ~0.1 ms.
+audited at least twice); its three Core statements are built once per store and
+run in the store's ordinary write transaction (bench/bench_audit.py measures it).
+Audit rows and keys are read without SQLAlchemy's result processing and
+converted per row, so an edited column is reported at its seq, not raised.
 Neighbours: :mod:`.engine` (opening, migrations), :mod:`.tables` (schema),
 :mod:`.records` (what is returned), the aggregate modules.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, Final, Literal, Self, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, Self
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect, Engine, Row
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import NullType
 
 from flink_gitops.clock import Clock, SystemClock
 from flink_gitops.record.store import tables as t
@@ -39,7 +40,6 @@ from flink_gitops.record.store.cycles import Cycles
 from flink_gitops.record.store.engine import (
     create_engine,
     current_revision,
-    describe_error,
     migrate,
     parse_url,
     schema_differences,
@@ -57,37 +57,104 @@ from flink_gitops.record.store.records import (
     ZERO_HASH,
     AuditKeyRow,
     AuditRow,
+    UnreadableAuditKeyRow,
+    UnreadableAuditRow,
 )
 from flink_gitops.record.store.snapshots import Snapshots
 from flink_gitops.record.store.unit import UnitOfWork
 from flink_gitops.secrets import Secret
 
-_T = TypeVar("_T")
 _AUDIT_BATCH: Final = 500
 _AUDIT_FIELDS: Final = tuple(c.name for c in t.audit_records.c)  # == AuditRow's fields (contract)
 
 
-def _b(value: Any) -> bytes:
-    return bytes(value)
+class _Unreadable(Exception):
+    """A column of an audit row that does not hold its type (internal to the readers below)."""
 
 
-def _ob(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
+def _describe_type(value: object) -> str:
+    return "NULL" if value is None else type(value).__name__
 
 
-def _audit_row(r: Row[Any]) -> AuditRow:
-    return AuditRow(
-        seq=int(r.seq),
-        recorded_at=r.recorded_at,
-        key_version=int(r.key_version),
-        job_tag=_ob(r.job_tag),
-        action_tag=_b(r.action_tag),
-        outcome_tag=_ob(r.outcome_tag),
-        nonce=_b(r.nonce),
-        ciphertext=_b(r.ciphertext),
-        prev_hash=_b(r.prev_hash),
-        hash=_b(r.hash),
-    )
+def _int_col(name: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _Unreadable(f"{name} holds {_describe_type(value)}, not an integer")
+
+
+def _bytes_col(name: str, value: object) -> bytes:
+    if isinstance(value, bytes | memoryview | bytearray):
+        return bytes(value)
+    raise _Unreadable(f"{name} holds {_describe_type(value)}, not bytes")
+
+
+def _opt_bytes_col(name: str, value: object) -> bytes | None:
+    return None if value is None else _bytes_col(name, value)
+
+
+def _time_col(name: str, value: object) -> datetime:
+    """A UtcDateTime column read raw: TIMESTAMPTZ from psycopg, our fixed-width UTC text from SQLite."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+        except ValueError:
+            pass
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        raise _Unreadable(f"{name} holds text that is not a stored time")
+    raise _Unreadable(f"{name} holds {_describe_type(value)}, not a time")
+
+
+def _json_col(name: str, value: object) -> dict[str, Any]:
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise _Unreadable(f"{name} is not valid JSON") from exc
+    if isinstance(value, dict):
+        return value
+    raise _Unreadable(f"{name} holds {_describe_type(value)}, not a JSON object")
+
+
+# Audit columns are selected without SQLAlchemy's result processing and converted per row, so
+# that one edited row is reported at its seq instead of failing the whole read.
+_RAW_AUDIT = tuple(sa.type_coerce(c, NullType()).label(c.name) for c in t.audit_records.c)
+_RAW_KEYS = tuple(sa.type_coerce(c, NullType()).label(c.name) for c in t.audit_keys.c)
+
+
+def _audit_row(r: Row[Any, *tuple[Any, ...]]) -> AuditRow | UnreadableAuditRow:
+    seq = r.seq if isinstance(r.seq, int) and not isinstance(r.seq, bool) else None
+    try:
+        return AuditRow(
+            seq=_int_col("seq", r.seq),
+            recorded_at=_time_col("recorded_at", r.recorded_at),
+            key_version=_int_col("key_version", r.key_version),
+            job_tag=_opt_bytes_col("job_tag", r.job_tag),
+            action_tag=_bytes_col("action_tag", r.action_tag),
+            outcome_tag=_opt_bytes_col("outcome_tag", r.outcome_tag),
+            nonce=_bytes_col("nonce", r.nonce),
+            ciphertext=_bytes_col("ciphertext", r.ciphertext),
+            prev_hash=_bytes_col("prev_hash", r.prev_hash),
+            hash=_bytes_col("hash", r.hash),
+            signature=_opt_bytes_col("signature", r.signature) or b"",
+        )
+    except _Unreadable as exc:
+        return UnreadableAuditRow(seq=seq, problem=str(exc))
+
+
+def _audit_key_row(r: Row[Any, *tuple[Any, ...]]) -> AuditKeyRow | UnreadableAuditKeyRow:
+    version = r.version if isinstance(r.version, int) and not isinstance(r.version, bool) else None
+    try:
+        return AuditKeyRow(
+            version=_int_col("version", r.version),
+            created_at=_time_col("created_at", r.created_at),
+            wrapped_key=_bytes_col("wrapped_key", r.wrapped_key),
+            params=_json_col("params", r.params),
+        )
+    except _Unreadable as exc:
+        return UnreadableAuditKeyRow(version=version, problem=str(exc))
 
 
 def _check_audit_row(row: AuditRow, next_seq: int, prev_hash: bytes) -> None:
@@ -110,66 +177,30 @@ def _check_audit_row(row: AuditRow, next_seq: int, prev_hash: bytes) -> None:
             raise AuditRowRejected(f"audit row {row.seq}: {field} must be 32 bytes, not {len(value)}")
     if len(row.nonce) != 12:
         raise AuditRowRejected(f"audit row {row.seq}: nonce must be 12 bytes, not {len(row.nonce)}")
-
-
-class _DriverStatement:
-    """A Core statement compiled once for a dialect, then run on a DBAPI cursor.
-
-    The SQL still comes from :mod:`.tables` through SQLAlchemy's compiler (FOR
-    UPDATE, paramstyle and casts per dialect) and every value goes through its
-    column type's own bind processor (e.g. UtcDateTime's UTC text on SQLite), so
-    the stored bytes are exactly what a Core insert would write; only the
-    per-call statement building and execution-context machinery is skipped.
-    """
-
-    __slots__ = ("_binds", "_positional", "sql")
-
-    def __init__(
-        self, statement: sa.ClauseElement, dialect: Dialect, *, column_keys: list[str] | None = None
-    ) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
-        assert isinstance(compiled, SQLCompiler)
-        self.sql: str = compiled.string
-        self._positional = compiled.positional
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        self._binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names or ()
-        )
-
-    def params(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        """The DBAPI parameters for ``values`` (every bind must be given)."""
-        converted = [(n, values[n] if process is None else process(values[n])) for n, process in self._binds]
-        return tuple(v for _, v in converted) if self._positional else dict(converted)
+    if len(row.signature) not in (0, 64):
+        raise AuditRowRejected(f"audit row {row.seq}: signature must be 64 bytes, not {len(row.signature)}")
 
 
 class _AuditStatements:
-    """The append's statements for one dialect: lock-and-read the head, insert a row, move the head.
+    """The append's three Core statements, built once per store (SQLAlchemy caches their compiled form).
 
-    ``begin`` opens the transaction on SQLite, with the write lock up front as
-    every other write does (see :mod:`.engine`); psycopg opens it by itself at
-    the first statement, and the head row's FOR UPDATE is the lock there.
+    The transaction is the store's usual write (``BEGIN IMMEDIATE`` on SQLite, see
+    :mod:`.engine`); on PostgreSQL the head row's FOR UPDATE is the appenders' lock.
     """
 
-    __slots__ = ("begin", "head", "insert", "move_head")
+    __slots__ = ("head", "insert", "move_head")
 
-    def __init__(self, dialect: Dialect) -> None:
-        self.begin = "BEGIN IMMEDIATE" if dialect.name == "sqlite" else None
-        one = t.audit_head.c.id == sa.literal_column("1")
-        self.head = _DriverStatement(
-            sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(one).with_for_update(), dialect
-        )
-        self.insert = _DriverStatement(
-            sa.insert(t.audit_records), dialect, column_keys=[c.name for c in t.audit_records.c]
-        )
-        self.move_head = _DriverStatement(
+    def __init__(self) -> None:
+        one = t.audit_head.c.id == 1
+        self.head = sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(one).with_for_update()
+        self.insert = sa.insert(t.audit_records)
+        self.move_head = (
             sa.update(t.audit_head)
             .where(one)
             .values(
                 seq=sa.bindparam("head_seq", type_=t.audit_head.c.seq.type),
                 hash=sa.bindparam("head_hash", type_=t.audit_head.c.hash.type),
-            ),
-            dialect,
+            )
         )
 
 
@@ -186,8 +217,7 @@ class Store:
         self.operations = Operations(self._db)
         self.cycles = Cycles(self._db)
         self.leases = Leases(self._db)
-        self._audit_sql = _AuditStatements(engine.dialect)
-        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._audit_sql = _AuditStatements()
 
     @classmethod
     def from_url(
@@ -266,44 +296,17 @@ class Store:
         If ``build`` raises, nothing is written and its exception propagates unchanged.
         ``build`` runs under the write lock: keep it short and never write to the store from it.
         """
-        what = "cannot append the audit record"
         sql = self._audit_sql
-        raw = self._driver(what, self._engine.raw_connection)
-        try:
-            cursor = self._driver(what, raw.cursor)
-            try:
-                if sql.begin is not None:
-                    self._driver(what, cursor.execute, sql.begin)
-                self._driver(what, cursor.execute, sql.head.sql, sql.head.params({}))
-                head = self._driver(what, cursor.fetchone)
-                if head is None:
-                    raise StoreWriteFailed(f"{what}: the audit_head row is missing")
-                next_seq, prev_hash = int(head[0]) + 1, bytes(head[1])
-                row = build(next_seq, prev_hash)
-                _check_audit_row(row, next_seq, prev_hash)
-                values = {field: getattr(row, field) for field in _AUDIT_FIELDS}
-                self._driver(what, cursor.execute, sql.insert.sql, sql.insert.params(values))
-                moved = sql.move_head.params({"head_seq": row.seq, "head_hash": row.hash})
-                self._driver(what, cursor.execute, sql.move_head.sql, moved)
-                self._driver(what, raw.commit)
-            except BaseException:
-                try:
-                    raw.rollback()
-                except Exception:  # noqa: BLE001 - the caller's exception matters more
-                    raw.invalidate()  # a connection that cannot roll back must not go back to the pool
-                raise
-            finally:
-                cursor.close()
-        finally:
-            raw.close()
+        with self._write("cannot append the audit record") as conn:
+            head = conn.execute(sql.head).one_or_none()
+            if head is None:
+                raise StoreWriteFailed("cannot append the audit record: the audit_head row is missing")
+            next_seq, prev_hash = int(head[0]) + 1, bytes(head[1])
+            row = build(next_seq, prev_hash)
+            _check_audit_row(row, next_seq, prev_hash)
+            conn.execute(sql.insert, {field: getattr(row, field) for field in _AUDIT_FIELDS})
+            conn.execute(sql.move_head, {"head_seq": row.seq, "head_hash": row.hash})
         return row
-
-    def _driver(self, what: str, call: Callable[..., _T], *args: Any) -> _T:
-        """One DBAPI call of the append; a driver or pool error is a failed write (the caller rolls back)."""
-        try:
-            return call(*args)
-        except (self._dbapi_error, SQLAlchemyError) as exc:
-            raise StoreWriteFailed(f"{what}: {describe_error(exc)}") from exc
 
     def audit_rows(
         self,
@@ -316,17 +319,18 @@ class Store:
         until: datetime | None = None,
         limit: int | None = None,
         batch_size: int = _AUDIT_BATCH,
-    ) -> Iterator[AuditRow]:
+    ) -> Iterator[AuditRow | UnreadableAuditRow]:
         """Rows with seq > after_seq matching every given filter, ascending seq, read in batches.
 
         ``since`` is inclusive, ``until`` exclusive (recorded_at). ``limit`` caps the rows yielded.
-        Each batch of ``batch_size`` rows is its own short read transaction.
+        Each batch of ``batch_size`` rows is its own short read transaction. A row whose columns
+        do not hold their types comes back as an :class:`UnreadableAuditRow` in its place.
         """
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        query = sa.select(t.audit_records)
+        query = sa.select(*_RAW_AUDIT)
         if job_tag is not None:
             query = query.where(t.audit_records.c.job_tag == job_tag)
         if action_tag is not None:
@@ -337,29 +341,42 @@ class Store:
             query = query.where(t.audit_records.c.recorded_at >= since)
         if until is not None:
             query = query.where(t.audit_records.c.recorded_at < until)
-        cursor, remaining = after_seq, limit
+        # Keyset pagination on the raw seq value: on SQLite an edited row may hold text there,
+        # which sorts after every integer, so the walk still ends.
+        cursor: object = after_seq
+        remaining = limit
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
-            batch_query = (
-                query.where(t.audit_records.c.seq > cursor).order_by(t.audit_records.c.seq).limit(size)
-            )
+            after = sa.bindparam("after_seq", cursor, type_=NullType())
+            seq = t.audit_records.c.seq
+            batch_query = query.where(seq > after).order_by(seq).limit(size)
             with self._read("cannot read audit records") as conn:
                 rows = conn.execute(batch_query).all()
             for r in rows:
                 yield _audit_row(r)
             if len(rows) < size:
                 return
-            cursor = int(rows[-1].seq)
+            cursor = rows[-1].seq
             if remaining is not None:
                 remaining -= len(rows)
 
     def audit_head(self) -> tuple[int, bytes]:
-        """(last seq, last hash) as recorded in the audit_head row; (0, 32 zero bytes) when empty."""
+        """(last seq, last hash) as recorded in the audit_head row; (0, 32 zero bytes) when empty.
+
+        A missing or edited row (not an integer and bytes) reads as (-1, b""), which fits no trail.
+        """
         with self._read("cannot read the audit head") as conn:
             row = conn.execute(
-                sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
-            ).one()
-        return int(row.seq), bytes(row.hash)
+                sa.select(*(sa.type_coerce(c, NullType()).label(c.name) for c in t.audit_head.c)).where(
+                    t.audit_head.c.id == 1
+                )
+            ).one_or_none()
+        try:
+            if row is None:
+                raise _Unreadable("missing")
+            return _int_col("seq", row.seq), _bytes_col("hash", row.hash)
+        except _Unreadable:
+            return -1, b""
 
     def audit_count(self) -> int:
         with self._read("cannot count audit records") as conn:
@@ -382,19 +399,11 @@ class Store:
                 raise DuplicateAuditKey(f"audit key version {row.version} already exists") from exc.__cause__
             raise
 
-    def audit_keys(self) -> list[AuditKeyRow]:
-        """Every audit key version, ascending."""
+    def audit_keys(self) -> list[AuditKeyRow | UnreadableAuditKeyRow]:
+        """Every audit key version, ascending (a row with a mistyped column: UnreadableAuditKeyRow)."""
         with self._read("cannot read audit keys") as conn:
-            rows = conn.execute(sa.select(t.audit_keys).order_by(t.audit_keys.c.version)).all()
-        return [
-            AuditKeyRow(
-                version=int(r.version),
-                created_at=r.created_at,
-                wrapped_key=bytes(r.wrapped_key),
-                params=dict(r.params),
-            )
-            for r in rows
-        ]
+            rows = conn.execute(sa.select(*_RAW_KEYS).order_by(t.audit_keys.c.version)).all()
+        return [_audit_key_row(r) for r in rows]
 
 
 __all__ = ["ZERO_HASH", "Store"]

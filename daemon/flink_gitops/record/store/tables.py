@@ -57,6 +57,7 @@ audit_records = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("prev_hash", sa.LargeBinary, nullable=False),
     sa.Column("hash", sa.LargeBinary, nullable=False),
+    sa.Column("signature", sa.LargeBinary, nullable=True),
 )
 
 # Exactly one row (id = 1): the last seq and hash, locked by every appender.
