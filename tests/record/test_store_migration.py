@@ -170,7 +170,7 @@ def test_rows_written_by_0001_carry_over(
     _write_v1(v1_engine)
     v1_engine.dispose()
     with store_target.open(clock) as store:
-        assert store.schema_revision() == head_revision() == "0003"
+        assert store.schema_revision() == head_revision() == "0004"
         assert store.schema_differences() == []
         orders, payments = store.jobs.all()
         assert orders.name == "orders"
@@ -292,10 +292,15 @@ def test_a_fresh_store_is_at_head_and_cannot_be_downgraded(store: Store) -> None
 
     from flink_gitops.record.store.engine import _alembic_config
 
-    assert store.schema_revision() == "0003"
+    assert store.schema_revision() == head_revision() == "0004"
     cfg = _alembic_config()
-    with store._engine.begin() as conn:  # the test drives Alembic on the store's own engine
-        cfg.attributes["connection"] = conn
-        with pytest.raises(MigrationRefused, match="backup"):
+
+    # the test drives Alembic on the store's own engine, in one transaction as migrate() does
+    def downgrade() -> None:
+        with store._engine.begin() as conn:
+            cfg.attributes["connection"] = conn
             command.downgrade(cfg, "0001")
-    assert store.schema_revision() == "0003"
+
+    with pytest.raises(MigrationRefused, match="backup"):
+        downgrade()
+    assert store.schema_revision() == "0004"  # refused as a whole: nothing was dropped

@@ -265,16 +265,32 @@ class Reconciler:
 
     # --- the cycle ---------------------------------------------------------------------------
 
-    def recorded(self) -> dict[str, RecordedJob]:
+    def recorded(self, desired: DesiredState) -> dict[str, RecordedJob]:
+        """Every job as recorded. Spec bodies are read only for jobs whose spec may have changed
+        (hash or full digest differs from Git's, or gone from Git): a steady-state cycle over
+        10,000 jobs decodes none of them."""
         open_ops = self.store.operations.open_by_job()
-        return {j.name: recorded_job(j, open_ops.get(j.name)) for j in self.store.jobs.all()}
+        rows = {j.name: j for j in self.store.jobs.all(specs=False)}
+        wanted = desired.valid_jobs()
+        stale = [
+            name
+            for name, job in rows.items()
+            if job.last_reconciled is not None
+            and (
+                name not in wanted
+                or wanted[name].spec_hash != job.last_reconciled.hash
+                or wanted[name].full_digest != job.last_reconciled.full_digest
+            )
+        ]
+        rows.update(self.store.jobs.get_many(stale))
+        return {name: recorded_job(j, open_ops.get(name)) for name, j in rows.items()}
 
     def plan(self, revision: Revision, *, only: list[str] | None = None) -> Plan:
         observed = observe(self.clients)
         return plan(
             revision.desired,
             observed,
-            self.recorded(),
+            self.recorded(revision.desired),
             self.clock.now(),
             only=only,
             prune=self.settings.sync.prune,

@@ -31,21 +31,32 @@ from flink_gitops.record.store import (
     Store,
     cluster_lease,
 )
+from flink_gitops.specs.model import FlinkJob
 
 
 def spec_record(spec: Mapping[str, Any] | None) -> SpecRecord | None:
     """A RunSpec record (``RunSpec.to_record``) as the store keeps it."""
     if spec is None:
         return None
-    return SpecRecord(dict(spec), spec["hash"], spec.get("commit"), spec["jar"]["digest"])
+    return SpecRecord(dict(spec), spec["hash"], spec.get("commit"), spec["jar"]["digest"], spec.get("full"))
 
 
 def reconciled(record: SpecRecord | None) -> ReconciledSpec | None:
-    """The planner's view of a stored spec; None when it is not a RunSpec record we can read."""
-    if record is None or "spec" not in record.spec or "jar" not in record.spec:
+    """The planner's view of a stored spec (parsed only if the planner needs it); None if absent.
+
+    A record read without its body (``Jobs.all(specs=False)``) must only be compared, never parsed:
+    the cycle re-reads in full every job whose hash or full digest differs from Git's.
+    """
+    if record is None:
         return None
-    run = RunSpec.from_record(record.spec)
-    return ReconciledSpec(run.job, run.jar_digest, run.hash, run.commit)
+    body = record.spec
+
+    def load() -> FlinkJob:
+        if "spec" not in body:
+            raise LookupError("spec body not loaded: the cycle reads it for every job that changed")
+        return RunSpec.from_record(body).job
+
+    return ReconciledSpec(load, record.jar_digest or "", record.hash, record.commit, record.full_digest)
 
 
 def recorded_job(job: JobRecord, open_op: OperationRecord | None) -> RecordedJob:

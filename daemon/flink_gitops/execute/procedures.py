@@ -72,12 +72,21 @@ class RunSpec:
     commit: str | None = None
     #: repo (path in the revision), file (host path) or https (URL); see ``specs.loader.JarRef``.
     jar_kind: str = "repo"
+    #: ``DesiredJob.full_digest`` (None in records written before it existed).
+    full_digest: str | None = None
 
     @classmethod
     def of(cls, desired: DesiredJob, commit: str | None) -> RunSpec:
         jar = desired.jar
         return cls(
-            desired.spec, jar.location, jar.sha256, desired.jar_digest, desired.spec_hash, commit, jar.kind
+            desired.spec,
+            jar.location,
+            jar.sha256,
+            desired.jar_digest,
+            desired.spec_hash,
+            commit,
+            jar.kind,
+            desired.full_digest,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -87,6 +96,7 @@ class RunSpec:
             "jar": jar | {"digest": self.jar_digest},
             "hash": self.hash,
             "commit": self.commit,
+            "full": self.full_digest,
         }
 
     @classmethod
@@ -100,6 +110,7 @@ class RunSpec:
             record["hash"],
             record.get("commit"),
             jar.get("kind", "repo"),
+            record.get("full"),
         )
 
     def run_request(self, job_id: str, restore: str | None) -> RunRequest:

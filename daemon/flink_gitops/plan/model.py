@@ -13,7 +13,7 @@ reports).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -24,14 +24,49 @@ from flink_gitops.specs.loader import DesiredJob
 from flink_gitops.specs.model import Change, FlinkJob
 
 
-@dataclass(frozen=True, slots=True)
 class ReconciledSpec:
-    """A spec as it was last deployed (or last stable): enough to classify the next change."""
+    """A spec as it was last deployed (or last stable): enough to classify the next change.
 
-    spec: FlinkJob
-    jar_digest: str
-    hash: str
-    commit: str | None = None
+    ``spec`` may be given as a function that parses it: it is called on first use only, so a cycle
+    over thousands of unchanged jobs (equal hashes) parses none of them. Equality is by hash, jar
+    and commit.
+    """
+
+    __slots__ = ("_load", "_spec", "commit", "full_digest", "hash", "jar_digest")
+
+    def __init__(
+        self,
+        spec: FlinkJob | Callable[[], FlinkJob],
+        jar_digest: str,
+        hash: str,
+        commit: str | None = None,
+        full_digest: str | None = None,
+    ) -> None:
+        self._spec = spec if isinstance(spec, FlinkJob) else None
+        self._load = None if isinstance(spec, FlinkJob) else spec
+        self.jar_digest = jar_digest
+        self.hash = hash
+        self.commit = commit
+        #: the whole spec's digest (``DesiredJob.full_digest``); None: unknown, classify to be sure.
+        self.full_digest = full_digest
+
+    @property
+    def spec(self) -> FlinkJob:
+        if self._spec is None:
+            assert self._load is not None
+            self._spec = self._load()
+        return self._spec
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReconciledSpec):
+            return NotImplemented
+        return (self.hash, self.jar_digest, self.commit) == (other.hash, other.jar_digest, other.commit)
+
+    def __hash__(self) -> int:
+        return hash((self.hash, self.jar_digest, self.commit))
+
+    def __repr__(self) -> str:
+        return f"ReconciledSpec(hash={self.hash[:12]!r}, jar_digest={self.jar_digest[:19]!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,7 +226,10 @@ def _change(
     name: str, want: DesiredJob, rec: RecordedJob, observed: Mapping[str, ClusterView]
 ) -> Action | JobReport:
     assert rec.reconciled is not None
-    diff = classify(rec.reconciled.spec, rec.reconciled.jar_digest, want.spec, want.jar_digest)
+    if want.spec_hash == rec.reconciled.hash and want.full_digest == rec.reconciled.full_digest:
+        diff = ChangeSet(None, ())  # not one field changed: nothing to classify (or parse)
+    else:
+        diff = classify(rec.reconciled.spec, rec.reconciled.jar_digest, want.spec, want.jar_digest)
     target = want.spec.spec.cluster
     job = want.spec.spec.job
     suspended = rec.lifecycle is JobLifecycle.SUSPENDED
@@ -250,7 +253,7 @@ def _change(
         if job.state == "suspended":
             if diff.changed:
                 return act(ActionKind.RECORD, f"suspended; recorded {_fields(diff)} for the resume")
-            return _in_sync(name, target, rec, observed)
+            return _in_sync(name, target, rec, observed, batch=want.spec.spec.mode == "batch")
         if job.upgradeMode == "stateless" or rec.savepoint is None:
             if job.upgradeMode != "stateless":
                 return JobReport(
@@ -260,7 +263,7 @@ def _change(
         return act(ActionKind.RESUME, f"resume from {rec.savepoint}", restore=Restore("path", rec.savepoint))
 
     if not diff.changed:
-        return _in_sync(name, target, rec, observed)
+        return _in_sync(name, target, rec, observed, batch=want.spec.spec.mode == "batch")
 
     if job.state == "suspended":
         stop: StopHow = "cancel" if job.upgradeMode == "stateless" else "savepoint"
@@ -355,7 +358,9 @@ def _fields(diff: ChangeSet) -> str:
     return ", ".join(shown) + more
 
 
-def _in_sync(name: str, target: str, rec: RecordedJob, observed: Mapping[str, ClusterView]) -> JobReport:
+def _in_sync(
+    name: str, target: str, rec: RecordedJob, observed: Mapping[str, ClusterView], *, batch: bool
+) -> JobReport:
     if rec.lifecycle is JobLifecycle.SUSPENDED:
         live = _alive(rec, observed)
         if live is not None:
@@ -366,7 +371,7 @@ def _in_sync(name: str, target: str, rec: RecordedJob, observed: Mapping[str, Cl
     seen = observed[rec.cluster].jobs.get(rec.flink_job_id)
     if seen is None:
         return JobReport(name, target, Status.DRIFT, f"job {rec.flink_job_id} is missing from the cluster")
-    if seen.state == "FINISHED" and rec.reconciled is not None and rec.reconciled.spec.spec.mode == "batch":
+    if seen.state == "FINISHED" and batch:
         return JobReport(name, target, Status.IN_SYNC, "batch job finished")
     if seen.terminal:
         return JobReport(name, target, Status.DRIFT, f"job {seen.job_id} is {seen.state}")

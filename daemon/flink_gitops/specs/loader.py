@@ -77,6 +77,13 @@ class DesiredJob:
     jar_digest: str
     spec_hash: str
     warnings: tuple[Problem, ...] = ()
+    #: sha256 over the whole spec, IGNORE-class fields too (labels, upgradeMode...): it tells a
+    #: record-only change from none where ``spec_hash`` cannot. Computed once per load.
+    full_digest: str = field(init=False, default="", compare=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.spec.model_dump_json().encode() + self.jar_digest.encode()).hexdigest()
+        object.__setattr__(self, "full_digest", digest)
 
     @property
     def unpinned(self) -> bool:

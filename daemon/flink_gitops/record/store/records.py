@@ -98,6 +98,8 @@ class SpecRecord:
     hash: str
     commit: str | None
     jar_digest: str | None = None
+    #: sha256 of the whole spec, IGNORE-class fields too (``specs.loader.DesiredJob.full_digest``).
+    full_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

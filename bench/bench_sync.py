@@ -1,0 +1,222 @@
+"""A steady-state reconcile cycle (no drift) at scale, against FAKE Flink REST servers on loopback.
+
+Run: ``.venv/bin/python bench/bench_sync.py [--jobs 1000 10000] [--clusters 10] [--rounds 5]``.
+
+For each size: ``--clusters`` fake Flink servers (bench/fake_flink.py) list the jobs, split evenly;
+a SQLite store holds every job as deployed and stable (its reconciled spec recorded as the
+reconciler writes it); the desired state is the same specs, loaded once (the daemon keeps its
+loader: a poll without a new commit does not reload). Then ``Reconciler.cycle`` runs ``--rounds``
+times in this process: observe (one ``GET /jobs/overview`` per cluster, concurrently), read the
+records, plan, record the cycle. Reported: wall time per cycle (min / median / max), REST calls
+per cycle and per cluster, and the process's peak RSS. Targets: 1,000 jobs under 250 ms with
+exactly one REST call per cluster; 10,000 under 2.5 s; RSS under 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fake_flink import FakeFlinkServer  # type: ignore[import-not-found]
+from flink_gitops.clock import SystemClock
+from flink_gitops.execute.cycle import Reconciler, Revision
+from flink_gitops.execute.journal import spec_record
+from flink_gitops.execute.procedures import RunSpec
+from flink_gitops.flink.client import FlinkClient
+from flink_gitops.flink.ids import job_id_for
+from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.record.audit import AuditTrail
+from flink_gitops.record.keys import KeyFileSource, generate_key_file
+from flink_gitops.record.store import JobUpdate, Store, cluster_lease
+from flink_gitops.settings import ClusterConfig, Settings
+from flink_gitops.specs.hashing import spec_hash
+from flink_gitops.specs.loader import DesiredJob, DesiredState, JarRef
+from flink_gitops.specs.model import FlinkJob
+
+JAR = "sha256:" + "ab" * 32
+
+
+def _spec(i: int, clusters: int) -> DesiredJob:
+    name = f"job-{i:05d}"
+    model = FlinkJob.model_validate(
+        {
+            "apiVersion": "flink-gitops/v1",
+            "kind": "FlinkJob",
+            "metadata": {"name": name, "labels": {"team": f"t{i % 17}"}},
+            "spec": {
+                "cluster": f"c{i % clusters}",
+                "job": {
+                    "jarURI": "artifacts/app.jar",
+                    "entryClass": "com.example.Job",
+                    "args": ["--id", str(i)],
+                    "parallelism": 1 + i % 4,
+                    "upgradeMode": "savepoint",
+                },
+                "flinkConfiguration": {"execution.checkpointing.interval": "30s"},
+            },
+        }
+    )
+    return DesiredJob(
+        name,
+        f"jobs/{name}.yaml",
+        1,
+        "FlinkJob",
+        model,
+        JarRef("repo", "artifacts/app.jar", "ab" * 32),
+        JAR,
+        spec_hash(model, JAR),
+    )
+
+
+def _fill(size: int, clusters: int, db: Path) -> tuple[dict[str, dict[str, str]], float]:
+    """Write every job as deployed and stable, as the reconciler would have (a process of its own)."""
+    store = Store.from_url(f"sqlite:///{db}")
+    per_cluster: dict[str, dict[str, str]] = {f"c{k}": {} for k in range(clusters)}
+    t0 = time.perf_counter()
+    by_cluster: dict[str, list[DesiredJob]] = {}
+    for d in (_spec(i, clusters) for i in range(size)):
+        by_cluster.setdefault(d.spec.spec.cluster, []).append(d)
+    for cluster, jobs in by_cluster.items():
+        lease = store.leases.acquire("bench-fill", 3600, name=cluster_lease(cluster))
+        assert lease is not None
+        with store.unit(epoch=lease.epoch, lease=cluster_lease(cluster)) as uow:
+            for d in jobs:
+                uow.jobs.create(d.name, cluster, file=d.file)
+                job = uow.jobs.next_generation(d.name, by=2)
+                jid = job_id_for(job.uid, job.generation - 1)
+                record = spec_record(RunSpec.of(d, "c" * 40).to_record())
+                update = JobUpdate(
+                    state=JobLifecycle.STABLE, flink_job_id=jid, last_reconciled=record, last_stable=record
+                )
+                uow.jobs.update(d.name, update)
+                per_cluster[cluster][jid] = "RUNNING"
+        store.leases.release(lease)
+    store.close()
+    return per_cluster, time.perf_counter() - t0
+
+
+def run(size: int, clusters: int, rounds: int, workdir: Path) -> dict[str, object]:
+    from loguru import logger
+
+    logger.remove()
+    ctx = multiprocessing.get_context("spawn")
+    db = workdir / "state.db"
+    per_cluster, fill_s = _in_child(_fill, size, clusters, db)
+    manager = ctx.Manager()
+    urls_q, stop = manager.Queue(), manager.Event()
+    server = ctx.Process(target=_serve, args=(per_cluster, urls_q, stop))
+    server.start()
+    del per_cluster
+    urls: dict[str, str] = urls_q.get(timeout=120)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the daemon's side: its desired state, its store, one client per cluster
+    desired = {d.name: d for d in (_spec(i, clusters) for i in range(size))}
+    state = DesiredState(
+        "c" * 40, desired, (), frozenset(), {d.file: (d.name,) for d in desired.values()}, ()
+    )
+    store = Store.from_url(f"sqlite:///{db}")
+    settings = Settings(
+        state_dir=workdir / "state", clusters={c: ClusterConfig(url=u) for c, u in urls.items()}
+    )
+    clock = SystemClock()
+    generate_key_file(workdir / "audit.key")
+    audit = AuditTrail.open(
+        store, KeyFileSource(workdir / "audit.key"), head_file=workdir / "head", clock=clock, actor="bench"
+    )
+    clients = {c: FlinkClient(u, name=c, clock=clock) for c, u in urls.items()}
+    reconciler = Reconciler(settings, store, audit, clients, clock, actor="bench", instance="bench")
+    revision = Revision(state, state.commit)
+    times: list[float] = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            result = reconciler.cycle(revision)
+            times.append(time.perf_counter() - started)
+            assert result.in_sync, list(result.problems().items())[:3]
+            assert not result.plan.actions
+    finally:
+        for c in clients.values():
+            c.close()
+        store.close()
+        stop.set()
+        requests: dict[str, int] = urls_q.get(timeout=60)
+        server.join(30)
+        manager.shutdown()
+    return {
+        "jobs": size,
+        "clusters": clusters,
+        "fill_s": round(fill_s, 2),
+        "cycle_s": {
+            "min": round(min(times), 4),
+            "median": round(statistics.median(times), 4),
+            "max": round(max(times), 4),
+        },
+        "rest_calls_per_cycle": sorted({n // rounds for n in requests.values()} | set()),
+        "rest_calls_total": sum(requests.values()),
+        "rest_calls_per_cycle_all_clusters": sum(requests.values()) / rounds,
+        "rss_before_mb": round(rss_before, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _serve(per_cluster: dict[str, dict[str, str]], urls: Any, stop: Any) -> None:
+    """The fake clusters, in a process of their own (their memory is not the daemon's)."""
+    servers = {c: FakeFlinkServer(jobs).start() for c, jobs in per_cluster.items()}
+    urls.put({c: s.url for c, s in servers.items()})
+    stop.wait()
+    urls.put({c: s.total_requests() for c, s in servers.items()})
+    for s in servers.values():
+        s.stop()
+
+
+def _one(size: int, clusters: int, rounds: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        return run(size, clusters, rounds, Path(tmp))
+
+
+def _call(out: Any, fn: Any, args: tuple[Any, ...]) -> None:
+    out.put(fn(*args))
+
+
+def _in_child(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a fresh (non-daemonic) process: its memory is not this one's."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_call, args=(out, fn, args))
+    proc.start()
+    result = out.get(timeout=1800)
+    proc.join(60)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--clusters", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    results = []
+    for size in args.jobs:
+        # each size in a fresh process, so its peak RSS is its own
+        r = _in_child(_one, size, args.clusters, args.rounds)
+        results.append(r)
+        cycle = r["cycle_s"]
+        assert isinstance(cycle, dict)
+        print(
+            f"{size} jobs / {args.clusters} clusters: cycle median {cycle['median']} s "
+            f"(min {cycle['min']}, max {cycle['max']}), REST calls per cycle {r['rest_calls_per_cycle']}, "
+            f"peak RSS {r['peak_rss_mb']} MB (fill {r['fill_s']} s in a separate process)",
+            flush=True,
+        )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
