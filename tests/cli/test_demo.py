@@ -54,13 +54,16 @@ def test_demo_starts_a_cluster_loads_the_example_repo_and_stops_on_sigterm(
         killer.join()
     assert result.exit_code == 0, result.output
     out = result.output
-    ready = r"Flink 2\.3\.0 at http://127\.0\.0\.1:\d+: ready in [\d.]+ s, TaskManagers: 1, slots: 4/4"
+    ready = r"Flink 2\.3\.0 at http://127\.0\.0\.1:\d+: ready in [\d.]+ s, TaskManagers: 1, slots: 8/8"
     assert re.search(ready, out)
     expected = SpecLoader().load(DirectoryTree(EXAMPLE_REPO)).valid_jobs()
     assert expected  # the example repository has valid jobs
     listed = set(re.findall(r"^  ([a-z0-9-]+) +\S+:\d+  cluster=", out, re.MULTILINE))
     assert listed == set(expected)
-    summary = rf"Summary: Flink 2\.3\.0 with 1 TaskManager\(s\) and 4 slot\(s\); {len(expected)} job spec"
+    summary = (
+        r"Summary: Flink 2\.3\.0 with 1 TaskManager\(s\) and 8 slot\(s\); "
+        rf"{len(expected)} job spec\(s\) valid; in sync"
+    )
     assert re.search(summary, out)
     assert "Ctrl-C or SIGTERM stops it." in out
     assert out.rstrip().endswith("Done.")
@@ -71,11 +74,20 @@ def test_demo_starts_a_cluster_loads_the_example_repo_and_stops_on_sigterm(
     assert any((workdir / "cluster" / "log").glob("*.log"))
     # the run is in the local SQLite store's audit trail, which verifies with the key the demo made
     assert "audit record #1 written; chain of 1 record(s) intact" in out
+    # the daemon's main job: the example jobs deployed (the scheduled batch job only recorded), then
+    # a second cycle with nothing to do
+    deployed = set(re.findall(r"^  ([a-z0-9-]+) +deploy +ok: stable, job [0-9a-f]{32}$", out, re.MULTILINE))
+    scheduled = {n for n, j in expected.items() if j.spec.spec.schedule is not None}
+    assert deployed == set(expected) - scheduled
+    assert "second cycle: in sync" in out
     state = workdir / "state"
     assert (state / "audit.key").stat().st_mode & 0o077 == 0
     verify = CliRunner().invoke(main, ["audit", "verify"], env={"FLINK_GITOPS_STATE_DIR": str(state)})
     assert verify.exit_code == 0, verify.output
-    assert "decrypted and tag-checked: 1 of 1" in verify.output
+    checked = re.search(r"decrypted and tag-checked: (\d+) of (\d+)", verify.output)
+    assert checked is not None
+    assert checked.group(1) == checked.group(2)
+    assert int(checked.group(1)) > len(expected)  # the run, and each action's intent and outcome
     shown = CliRunner().invoke(
         main,
         ["audit", "show", "--action", "demo.run", "--output", "jsonl"],

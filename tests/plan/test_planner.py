@@ -502,3 +502,24 @@ def test_a_job_whose_file_broke_is_never_pruned() -> None:
     assert p.actions == ()
     assert p.reports["orders"].status is Status.REMOVED
     assert "never pruned" in p.reports["orders"].reason
+
+
+def test_a_scheduled_batch_job_is_recorded_not_started_and_then_in_sync() -> None:
+    batch = FlinkJob.model_validate(
+        {
+            "apiVersion": "flink-gitops/v1",
+            "kind": "FlinkJob",
+            "metadata": {"name": "report"},
+            "spec": {
+                "job": {"jarURI": "a.jar", "upgradeMode": "stateless"},
+                "mode": "batch",
+                "schedule": "30 2 * * *",
+            },
+        }
+    )
+    a = only_action(plan(state(desired_job(batch)), {"default": view()}, {}, NOW))
+    assert a.kind is ActionKind.RECORD
+    rec = record(batch, lifecycle=JobLifecycle.CREATED, flink_job_id=None)
+    p = plan(state(desired_job(batch)), {"default": view()}, {"report": rec}, NOW)
+    assert p.in_sync
+    assert "scheduled" in p.reports["report"].reason

@@ -5,9 +5,13 @@ session cluster under ./.demo (flink/local.LocalFlinkCluster), checks it
 through the REST client (flink/client), loads and validates the example
 repository with the spec loader (specs/loader), opens the local SQLite state
 store (record/store) and the audit trail (record/audit, a key file made on
-first use) under ``<workdir>/state``, records the run and verifies the chain,
-prints a summary and stops the cluster again, or keeps it running until Ctrl-C / SIGTERM with
-``--keep-running``. ``make demo`` runs it from a fresh clone.
+first use) under ``<workdir>/state``, records the run, then does the daemon's
+main job: one reconcile cycle (execute/cycle, as ``sync --once``) deploys the
+example jobs on the local cluster, and a second one finds everything in sync.
+It verifies the audit chain, prints a summary and stops the cluster again, or
+keeps it (and the jobs) running until Ctrl-C / SIGTERM with ``--keep-running``.
+A previous run's state (its jobs died with its cluster) is moved aside, never
+deleted. ``make demo`` runs it from a fresh clone.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from flink_gitops.flink.local import DEFAULT_VERSION, LocalFlinkCluster, ensure_
 from flink_gitops.record.audit import AuditEvent, AuditTrail, cli_actor, verify_trail
 from flink_gitops.record.keys import ensure_key_file
 from flink_gitops.record.store import open_store
-from flink_gitops.settings import AuditConfig, Settings, StoreConfig, load_settings
+from flink_gitops.settings import AuditConfig, ClusterConfig, Settings, StoreConfig, load_settings
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import DesiredState, SpecLoader
 
@@ -76,6 +80,59 @@ def _print_specs(state: DesiredState, repo: Path) -> None:
     )
 
 
+def demo_settings(base: Settings, state_dir: Path, rest_url: str | None = None) -> Settings:
+    """The demo's own settings: its SQLite store, key and head file under ``state_dir`` whatever
+    ``FLINK_GITOPS_STORE__*`` / ``FLINK_GITOPS_AUDIT__*`` say, and its local cluster as ``default``."""
+    update: dict[str, object] = {
+        "state_dir": state_dir,
+        "store": StoreConfig(),
+        "audit": AuditConfig(key_file=state_dir / "audit.key"),
+        "git": base.git.model_copy(update={"url": ""}),
+        "sync": base.sync.model_copy(update={"stability_s": 2.0, "prune": False}),
+    }
+    if rest_url is not None:
+        update["clusters"] = {"default": ClusterConfig(url=rest_url)}
+    return base.model_copy(update=update)
+
+
+def _set_aside(state_dir: Path) -> Path | None:
+    """Move a previous run's state out of the way (kept, never deleted); where it went."""
+    if not state_dir.exists():
+        return None
+    for n in range(1, 10_000):
+        target = state_dir.with_name(f"{state_dir.name}.previous-{n}")
+        if not target.exists():
+            state_dir.rename(target)
+            return target
+    raise click.ClickException(f"too many previous demo states next to {state_dir}; remove some")
+
+
+def _reconcile(settings: Settings, repo: Path) -> tuple[str, bool]:
+    """Two cycles on the local cluster: the first deploys, the second must find everything in sync."""
+    from flink_gitops.cli.sync import runtime
+    from flink_gitops.execute.cycle import Revision
+
+    tree = DirectoryTree(repo)
+    revision = Revision(SpecLoader.from_settings(settings).load(tree), None)
+    lines: list[str] = []
+    with runtime(settings) as rt:
+        first = rt.reconciler.cycle(
+            revision, tree=tree, progress=lambda job, step: click.echo(f"    {job}: {step}")
+        )
+        for name, result in sorted(first.results.items()):
+            lines.append(
+                f"  {name:<24} {result.kind.value:<8} {'ok' if result.ok else 'FAILED'}: {result.message}"
+            )
+        second = rt.reconciler.cycle(revision, tree=tree)
+        report = verify_trail(rt.store, rt.audit.head_file)
+    for name, why in second.problems().items():
+        lines.append(f"  not in sync: {name}: {why}")
+    verdict = "intact" if report.ok else f"BROKEN at seq {report.first_break}"
+    lines.append(f"  second cycle: {'in sync' if second.in_sync else 'NOT in sync'}, {second.summary()}")
+    lines.append(f"  audit chain of {report.records} record(s) {verdict}")
+    return "\n".join(lines), second.in_sync and report.ok
+
+
 def _record_run(base: Settings, state_dir: Path, event: AuditEvent) -> str:
     """Append ``event`` to the demo's audit trail (SQLite + key file under ``state_dir``); verify it.
 
@@ -83,9 +140,7 @@ def _record_run(base: Settings, state_dir: Path, event: AuditEvent) -> str:
     ``FLINK_GITOPS_AUDIT__*`` say: a demo run never writes into a configured (production) trail.
     """
     key_file = state_dir / "audit.key"
-    settings = base.model_copy(
-        update={"state_dir": state_dir, "store": StoreConfig(), "audit": AuditConfig(key_file=key_file)}
-    )
+    settings = demo_settings(base, state_dir)
     if ensure_key_file(key_file):
         click.echo(f"  made an audit master key {key_file} (mode 0600)")
     with open_store(settings) as store:
@@ -120,7 +175,8 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
     home = ensure_flink(flink_version)
     click.echo(f"  FLINK_HOME {home}")
     port = DEMO_REST_PORT if port_is_free(DEMO_REST_PORT) else None
-    cluster = LocalFlinkCluster(home, workdir / "cluster", rest_port=port)
+    # 8 slots: the example jobs need 5 (orders-enricher runs with parallelism 2)
+    cluster = LocalFlinkCluster(home, workdir / "cluster", rest_port=port, slots=8)
     click.echo(f"Starting a local session cluster (logs in {cluster.log_dir}) ...")
     t0 = time.monotonic()
     with cluster:
@@ -133,8 +189,6 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
             f"TaskManagers: {overview.taskmanagers}, slots: {overview.slots_available}/{overview.slots_total}"
         )
 
-        # Hook for the runtime issue: once `flink-gitops run` can take a cluster URL, the demo
-        # reconciles the example jobs here (sync --once) instead of only validating them.
         repo = repo or _example_repo()
         if repo is None:
             click.echo("No example repository found (pass --repo PATH); skipping the specs.")
@@ -145,6 +199,9 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
 
         valid = len(state.valid_jobs()) if state is not None else 0
         state_dir = workdir / "state"
+        previous = _set_aside(state_dir)
+        if previous is not None:
+            click.echo(f"A previous demo's state (its jobs stopped with its cluster) is kept in {previous}")
         click.echo(f"State store and audit trail in {state_dir} (SQLite):")
         event = AuditEvent(
             action="demo.run",
@@ -154,10 +211,18 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
             details={"flink_version": version, "valid_jobs": valid, "rest_url": cluster.rest_url},
         )
         click.echo(f"  {_record_run(base, state_dir, event)}")
+        in_sync = False
+        if repo is not None:
+            click.echo("Reconciling the example repository on the local cluster (as `sync --once`) ...")
+            text, in_sync = _reconcile(demo_settings(base, state_dir, cluster.rest_url), repo)
+            click.echo(text)
         click.echo(
             f"Summary: Flink {version} with {overview.taskmanagers} TaskManager(s) and "
-            f"{overview.slots_total} slot(s); {valid} job spec(s) valid; {time.monotonic() - started:.1f} s"
+            f"{overview.slots_total} slot(s); {valid} job spec(s) valid; "
+            f"{'in sync' if in_sync else 'NOT in sync'}; {time.monotonic() - started:.1f} s"
         )
+        if repo is not None and not in_sync:
+            raise click.ClickException("the example repository did not reconcile; see above")
         if keep_running:
             click.echo(f"Cluster running at {cluster.rest_url}; Ctrl-C or SIGTERM stops it.")
             with _until_signal() as stop:

@@ -209,6 +209,9 @@ def _first_deploy(name: str, want: DesiredJob, rec: RecordedJob | None, live: bo
     job = want.spec.spec.job
     if job.state == "suspended":
         return Action(ActionKind.RECORD, name, cluster, "new job, suspended: recorded, not started", want)
+    if want.spec.spec.schedule is not None:
+        why = f"new scheduled batch job ({want.spec.spec.schedule}, UTC): recorded; the scheduler starts it"
+        return Action(ActionKind.RECORD, name, cluster, why, want)
     restore = Restore("path", job.initialSavepointPath) if job.initialSavepointPath else FRESH
     why = "new job" if rec is None else ("added again: a new life" if not live else "not deployed yet")
     return Action(ActionKind.DEPLOY, name, cluster, why, want, restore=restore, new_life=not live)
@@ -263,7 +266,8 @@ def _change(
         return act(ActionKind.RESUME, f"resume from {rec.savepoint}", restore=Restore("path", rec.savepoint))
 
     if not diff.changed:
-        return _in_sync(name, target, rec, observed, batch=want.spec.spec.mode == "batch")
+        mode, schedule = want.spec.spec.mode, want.spec.spec.schedule
+        return _in_sync(name, target, rec, observed, batch=mode == "batch", scheduled=schedule)
 
     if job.state == "suspended":
         stop: StopHow = "cancel" if job.upgradeMode == "stateless" else "savepoint"
@@ -359,7 +363,13 @@ def _fields(diff: ChangeSet) -> str:
 
 
 def _in_sync(
-    name: str, target: str, rec: RecordedJob, observed: Mapping[str, ClusterView], *, batch: bool
+    name: str,
+    target: str,
+    rec: RecordedJob,
+    observed: Mapping[str, ClusterView],
+    *,
+    batch: bool,
+    scheduled: str | None = None,
 ) -> JobReport:
     if rec.lifecycle is JobLifecycle.SUSPENDED:
         live = _alive(rec, observed)
@@ -367,6 +377,8 @@ def _in_sync(
             return JobReport(name, target, Status.DRIFT, f"suspended, but job {live.job_id} is {live.state}")
         return JobReport(name, target, Status.IN_SYNC, "suspended")
     if rec.flink_job_id is None:
+        if scheduled is not None:
+            return JobReport(name, target, Status.IN_SYNC, f"scheduled ({scheduled}, UTC); not running now")
         return JobReport(name, target, Status.DRIFT, "no Flink job is recorded for it")
     seen = observed[rec.cluster].jobs.get(rec.flink_job_id)
     if seen is None:
