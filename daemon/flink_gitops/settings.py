@@ -189,7 +189,9 @@ class AuditConfig(_Section):
     key_command_timeout_s: float = 30.0
     #: rotate the data key automatically after this many days; null = never. Default null.
     max_key_age_days: float | None = None
-    #: file holding the chain head outside the database; default <state_dir>/audit.head.
+    #: file holding the signed chain head outside the database; default <state_dir>/audit.head.
+    #: Several hosts appending to one PostgreSQL store must share it (or run ``audit accept-head``
+    #: after a failover): a head file more than one record behind stops appends.
     head_file: Path | None = None
 
 
