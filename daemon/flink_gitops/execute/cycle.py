@@ -195,6 +195,7 @@ class Reconciler:
             stability_s=sync.stability_s,
             savepoint_s=max(c.savepoint_timeout_s for c in settings.clusters.values()),
             checkpoint_max_age_s=sync.max_checkpoint_age_s,
+            savepoint_dir=sync.savepoint_dir,
         )
         self._last_renew: dict[str, float] = {}
 

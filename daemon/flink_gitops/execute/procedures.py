@@ -142,6 +142,8 @@ class Timeouts:
     stability_s: float = 10.0
     savepoint_s: float = 600.0
     checkpoint_max_age_s: float = 3600.0
+    #: where savepoints go (a Flink target directory); None: the cluster's default.
+    savepoint_dir: str | None = None
 
 
 def file_state_exists(location: str) -> bool | None:
@@ -281,7 +283,7 @@ class Procedures:
     def _stop(self, src: FlinkPort, job_id: str, trigger: str) -> str:
         """Send (or re-send: same trigger id, same operation) the stop and wait for its savepoint."""
         for _ in range(2):
-            src.stop_with_savepoint(job_id, trigger_id=trigger)
+            src.stop_with_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
             failpoint("stop-sent")
             try:
                 return src.wait_for_savepoint(
@@ -483,7 +485,7 @@ class Procedures:
         self._guard()
         if not op.has("savepoint-sent"):
             op.record(self.journal, "savepoint-sent")
-        src.trigger_savepoint(job_id, trigger_id=trigger)
+        src.trigger_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
         location = src.wait_for_savepoint(
             job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
         )
