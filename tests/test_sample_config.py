@@ -8,7 +8,7 @@ from flink_gitops.settings import load_settings
 
 
 def test_the_sample_config_loads() -> None:
-    sample = Path(__file__).resolve().parents[2] / "systemd" / "config.yaml"
+    sample = Path(__file__).resolve().parents[1] / "systemd" / "config.yaml"
     settings = load_settings(sample)
     assert settings.sync.prune is False
     assert settings.sync.max_prune_fraction == 0.5
