@@ -23,6 +23,8 @@ from flink_gitops.record.audit import (
     SUCCEEDED,
     AuditEvent,
     AuditIntegrityError,
+    AuditOutcomeMissing,
+    AuditRecordInvalid,
     AuditTrail,
     AuditUnavailable,
     Head,
@@ -175,18 +177,64 @@ def test_open_fails_closed_when_the_first_head_file_cannot_be_written(
     assert isinstance(info.value.__cause__, OSError)
 
 
-def test_an_unrecorded_outcome_says_the_action_was_taken(tmp_path: Path, clock: FakeClock) -> None:
+def test_an_unrecorded_outcome_is_a_permanent_error_carrying_the_intent(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     store = FakeAuditStore()
     trail = open_trail(store, tmp_path, clock)
     taken: list[str] = []
-    with pytest.raises(AuditUnavailable) as info, trail.guard(event(1)):  # noqa: PT012
+    with pytest.raises(AuditOutcomeMissing) as info, trail.guard(event(1)):  # noqa: PT012
         taken.append("upgraded")
         store.fail_appends = True  # the database goes away while the action runs
     assert taken == ["upgraded"]
     assert [r.seq for r in store.rows] == [1]
-    assert info.value.__notes__ == [
-        "the action itself was taken (intent seq 1); only its outcome record is missing"
-    ]
+    # the action was taken: a reconciler that trusts .retryable must not take it again
+    assert info.value.retryable is False
+    assert info.value.intent_seq == 1
+    assert isinstance(info.value.__cause__, AuditUnavailable)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"bogus": 1},
+        {"action": "job.other"},
+        {"outcome": "x"},
+        {"intent_seq": 9},
+        {"job": "b"},
+        {"details": {"x": {1, 2}}},
+    ],
+    ids=["unknown", "action", "outcome", "intent_seq", "job", "not-json"],
+)
+def test_scope_set_refuses_bad_fields_before_the_side_effect(
+    tmp_path: Path, clock: FakeClock, fields: dict[str, object]
+) -> None:
+    trail = open_trail(FakeAuditStore(), tmp_path, clock)
+    taken: list[str] = []
+    with pytest.raises(AuditRecordInvalid), trail.guard(event(1)) as scope:  # noqa: PT012
+        scope.set(**fields)
+        taken.append("upgraded")  # never reached: the refusal comes first
+    assert taken == []
+
+
+def test_record_raises_only_audit_errors_when_the_key_ring_fails(tmp_path: Path, clock: FakeClock) -> None:
+    from flink_gitops.record.keys import WrongMasterKey
+
+    class BrokenKeys:
+        """Our boundary: a key ring whose master key no longer unwraps the data key."""
+
+        def current(self) -> object:
+            raise WrongMasterKey("the master key cannot unwrap data key v1")
+
+        def refresh(self) -> None:
+            return None
+
+    trail = open_trail(FakeAuditStore(), tmp_path, clock)
+    trail._keys = BrokenKeys()  # type: ignore[assignment]
+    trail._refresh_keys_if_stale = lambda: None  # type: ignore[method-assign]
+    with pytest.raises(AuditUnavailable) as info:
+        trail.record(event(1))
+    assert isinstance(info.value.__cause__, WrongMasterKey)
 
 
 def test_action_not_taken_when_the_head_file_cannot_be_written(tmp_path: Path, clock: FakeClock) -> None:
@@ -213,12 +261,10 @@ def test_failure_of_the_outcome_record_is_noted_on_the_original_error(
     assert any("not audited" in note for note in info.value.__notes__)
 
 
-def test_success_whose_outcome_record_fails_raises_audit_unavailable(
-    tmp_path: Path, clock: FakeClock
-) -> None:
+def test_success_whose_outcome_record_fails_raises_outcome_missing(tmp_path: Path, clock: FakeClock) -> None:
     store = FakeAuditStore()
     trail = open_trail(store, tmp_path, clock)
-    with pytest.raises(AuditUnavailable), trail.guard(event(1)):
+    with pytest.raises(AuditOutcomeMissing), trail.guard(event(1)):
         store.fail_appends = True
     assert [r.seq for r in store.rows] == [1]
 
@@ -334,7 +380,7 @@ def test_a_rotation_by_another_process_is_used_within_a_minute(tmp_path: Path, c
 def test_non_json_details_fail_before_the_store_is_touched(tmp_path: Path, clock: FakeClock) -> None:
     store = FakeAuditStore()
     trail = open_trail(store, tmp_path, clock)
-    with pytest.raises(TypeError):
+    with pytest.raises(AuditRecordInvalid):
         trail.record(dataclasses.replace(event(1), details={"when": object()}))
     assert store.appends_attempted == 0
 

@@ -37,7 +37,7 @@ from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.observer import Observable, observe
 from flink_gitops.plan.model import Action, ActionKind, Plan, RecordedJob, Status
 from flink_gitops.plan.planner import plan
-from flink_gitops.record.audit import AuditEvent, AuditTrail, AuditUnavailable
+from flink_gitops.record.audit import AuditError, AuditEvent, AuditOutcomeMissing, AuditTrail
 from flink_gitops.record.store import KEEP, JobUpdate, Lease, OperationState, Store, cluster_lease
 from flink_gitops.settings import Settings
 from flink_gitops.specs.loader import DesiredState
@@ -325,10 +325,13 @@ class Reconciler:
                     continue
                 try:
                     result.results[action.job] = self._act(action, revision, progress)
-                except AuditUnavailable as exc:
+                except AuditError as exc:
+                    # fail closed: no record, no action; nothing more this cycle
+                    taken = isinstance(exc, AuditOutcomeMissing)
                     result.aborted = f"audit trail unavailable: {exc}"
+                    what = "taken, but its outcome is not in the audit trail" if taken else "not taken"
                     result.results[action.job] = ActionResult(
-                        action.job, action.kind, False, None, f"not taken: {exc}"
+                        action.job, action.kind, False, None, f"{what}: {exc}"
                     )
                     logger.error("audit unavailable: no further actions this cycle: {}", exc)
                     break
@@ -382,7 +385,7 @@ class Reconciler:
                 scope.set(job_id_after=outcome.flink_job_id, savepoint=outcome.savepoint)
                 if outcome.lifecycle in (JobLifecycle.FAILED, JobLifecycle.ROLLED_BACK):
                     scope.outcome(outcome.lifecycle.value)
-        except AuditUnavailable:
+        except AuditError:
             raise
         except TemporaryError as exc:
             self._back_off(action, exc)

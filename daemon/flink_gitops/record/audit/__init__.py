@@ -24,6 +24,8 @@ from flink_gitops.record.audit.errors import (
     AuditDecryptError,
     AuditError,
     AuditIntegrityError,
+    AuditOutcomeMissing,
+    AuditRecordInvalid,
     AuditUnavailable,
 )
 from flink_gitops.record.audit.event import (
@@ -63,7 +65,9 @@ __all__ = [
     "AuditError",
     "AuditEvent",
     "AuditIntegrityError",
+    "AuditOutcomeMissing",
     "AuditRecord",
+    "AuditRecordInvalid",
     "AuditStore",
     "AuditTrail",
     "AuditUnavailable",

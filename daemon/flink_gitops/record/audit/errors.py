@@ -20,6 +20,21 @@ class AuditUnavailable(AuditError, TemporaryError):
     """The audit record could not be written: the caller must NOT take the action (fail closed)."""
 
 
+class AuditOutcomeMissing(AuditError, PermanentError):
+    """The action WAS taken, but its outcome record could not be written. Not retryable: retrying
+    would take the action twice. ``intent_seq`` is the intent record it belongs to; stop acting and
+    look (the trail is unavailable)."""
+
+    def __init__(self, message: str, *, intent_seq: int) -> None:
+        super().__init__(message)
+        self.intent_seq = intent_seq
+
+
+class AuditRecordInvalid(AuditError, PermanentError):
+    """The event cannot be recorded as given (a field that is not ours, a value that is not JSON):
+    a programming error, refused before anything is written or done."""
+
+
 class AuditIntegrityError(AuditError, PermanentError):
     """The stored trail or its head file does not add up (tampering, truncation, a forked chain)."""
 

@@ -40,6 +40,7 @@ record.store (the rows), cli.audit / cli.keys, the runtime scheduler (calls
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,8 +51,16 @@ from typing import Any, Protocol
 from loguru import logger
 
 from flink_gitops.clock import Clock, utc
+from flink_gitops.errors import FlinkGitOpsError
 from flink_gitops.record.audit.chain import ZERO_HASH, Head, HeadFile, head_signing_message
-from flink_gitops.record.audit.errors import AuditDecryptError, AuditIntegrityError, AuditUnavailable
+from flink_gitops.record.audit.errors import (
+    AuditDecryptError,
+    AuditError,
+    AuditIntegrityError,
+    AuditOutcomeMissing,
+    AuditRecordInvalid,
+    AuditUnavailable,
+)
 from flink_gitops.record.audit.event import FAILED, INTENT, SUCCEEDED, AuditEvent, AuditRecord
 from flink_gitops.record.audit.sealing import seal, unseal
 from flink_gitops.record.audit.signing import TrustedKeys
@@ -98,13 +107,39 @@ class ActionScope:
         self._outcome: str | None = None
 
     def set(self, **fields: Any) -> None:
-        """Facts for the outcome record (job_id_after=..., savepoint=..., details=...)."""
+        """Facts for the outcome record (job_id_after=..., savepoint=..., details=...).
+
+        Refuses at once (AuditRecordInvalid) a field an event does not have, one that names the
+        record itself (action, actor, outcome, intent_seq, job, cluster), and a value that is not
+        JSON: a bad outcome must not surface only after the action was taken."""
+        _check_updates(fields)
         self._updates.update(fields)
 
     def outcome(self, value: str, **fields: Any) -> None:
         """Override the outcome written on normal exit (default ``succeeded``)."""
+        _check_updates(fields)
+        if not isinstance(value, str) or not value:
+            raise AuditRecordInvalid("an outcome is a non-empty string")
         self._outcome = value
         self._updates.update(fields)
+
+
+#: fields the body of a guard may not change: they say what the record is about.
+_RESERVED = frozenset({"action", "actor", "outcome", "intent_seq", "job", "cluster"})
+_EVENT_FIELDS = frozenset(f.name for f in dataclasses.fields(AuditEvent))
+
+
+def _check_updates(fields: dict[str, Any]) -> None:
+    unknown = sorted(set(fields) - _EVENT_FIELDS)
+    if unknown:
+        raise AuditRecordInvalid(f"an audit record has no field {', '.join(unknown)}")
+    reserved = sorted(set(fields) & _RESERVED)
+    if reserved:
+        raise AuditRecordInvalid(f"{', '.join(reserved)} cannot be changed after the intent")
+    try:
+        json.dumps(fields, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AuditRecordInvalid(f"audit fields {sorted(fields)} are not JSON: {exc}") from exc
 
 
 class AuditTrail:
@@ -290,10 +325,18 @@ class AuditTrail:
 
     def _append(self, event: AuditEvent, *, advance: bool = True) -> tuple[AuditRecord, Head]:
         now = utc(self._clock.now())
-        self._refresh_keys_if_stale()
-        key = self._keys.current()
-        master = self._keys.master
-        plaintext = event.to_plaintext(now)  # a non-JSON detail fails here, before the store is touched
+        try:
+            self._refresh_keys_if_stale()
+            key = self._keys.current()
+            master = self._keys.master
+        except AuditError:
+            raise
+        except FlinkGitOpsError as exc:  # the key ring (e.g. WrongMasterKey): ours to report as unavailable
+            raise AuditUnavailable(f"audit record for {event.action!r} was not written: {exc}") from exc
+        try:
+            plaintext = event.to_plaintext(now)  # before the store is touched
+        except (TypeError, ValueError) as exc:
+            raise AuditRecordInvalid(f"audit record for {event.action!r} is not JSON: {exc}") from exc
 
         def build(seq: int, prev_hash: bytes) -> AuditRow:
             return seal(
@@ -346,16 +389,17 @@ class AuditTrail:
         try:
             self.record(done)
         except AuditUnavailable as exc:
-            # Unlike every other AuditUnavailable, the action HAS been taken: say so, so no caller retries it.
+            # The action HAS been taken: a permanent error of its own, so no caller retries it.
             logger.error(
                 "audit: {} was taken but its outcome was not recorded (intent seq {})",
                 intent.action,
                 opened.seq,
             )
-            exc.add_note(
-                f"the action itself was taken (intent seq {opened.seq}); only its outcome record is missing"
-            )
-            raise
+            raise AuditOutcomeMissing(
+                f"{intent.action} was taken (intent seq {opened.seq}) but its outcome record could not be "
+                f"written: {exc}",
+                intent_seq=opened.seq,
+            ) from exc
 
     # ------------------------------------------------------------------ keys
 
