@@ -296,6 +296,24 @@ def _key_missing(w: World) -> None:
 
 
 R = "{repo}"  # replaced by the world's repository
+
+
+def _git_url(url: str) -> Callable[[World], None]:
+    def setup(w: World) -> None:
+        port = w.cluster_url.rsplit(":", 1)[1]
+        w.env["FLINK_GITOPS_GIT__URL"] = url.replace("{port}", port).replace(R, str(w.repo))
+
+    return setup
+
+
+def _bearer_token(w: World) -> None:
+    token = w.top / "token"
+    token.write_text(SECRET + "\n")
+    token.chmod(0o600)
+    auth = {"kind": "bearer", "token": {"file": str(token)}, "allow_plain_http": True}
+    w.env["FLINK_GITOPS_CLUSTERS"] = json.dumps({"default": {"url": w.cluster_url, "auth": auth}})
+
+
 STATE = "{state}"  # and by its state directory
 HISTORY = ("history", "x")
 SYNC = ("sync", "--once", "--repo", R)
@@ -303,6 +321,30 @@ REFUSED = "could not be observed (FlinkNotSent"
 
 CASES = [
     Case("no-repository", ("sync", "--once"), 2, ("no repository: set git.url in the config, or pass",)),
+    Case(
+        "git-refuses",
+        ("sync", "--once"),
+        2,
+        ("no revision of git://127.0.0.1:", "Connection refused"),
+        _git_url("git://127.0.0.1:{port}/jobs.git"),
+    ),
+    Case(
+        "git-url-with-credentials",
+        ("sync", "--once"),
+        2,
+        ("carries credentials",),
+        _git_url("https://user:" + SECRET + "@127.0.0.1:{port}/jobs.git"),
+    ),
+    Case(
+        "git-url-not-a-repo", ("sync", "--once"), 2, ("does not appear to be a git repository",), _git_url(R)
+    ),
+    Case(
+        "cluster-token-never-printed",
+        SYNC,
+        1,
+        ("a: unknown: no action: cluster 'default' " + REFUSED,),
+        _bearer_token,
+    ),
     Case("without-once", ("sync", "--repo", R), 2, ("sync needs --once",)),
     Case("repo-is-a-file", ("sync", "--once", "--repo", R + "/jobs/a.yaml"), 2, ("a.yaml' is a file",)),
     Case("repo-missing", ("sync", "--once", "--repo", R + "/nowhere"), 2, ("nowhere' does not exist",)),
@@ -328,16 +370,16 @@ CASES = [
     Case("job-not-in-git", (*SYNC, "--job", "nope"), 2, ("--job 'nope': no job of that name",)),
     Case("job-control-chars", (*SYNC, "--job", CONTROL), 2, ("--job 'a\\x1b[31mb\\nc\\x07d'",)),
     Case("job-10kb", (*SYNC, "--job", LONG), 2, ("… (10240 characters)",)),
-    Case("status-unknown", ("status", "nope"), 1, ("no job named 'nope' is recorded",)),
-    Case("history-unknown", ("history", "nope"), 1, ("no job named 'nope' is recorded",)),
+    Case("status-unknown", ("status", "nope"), 2, ("no job named 'nope' is recorded",)),
+    Case("history-unknown", ("history", "nope"), 2, ("no job named 'nope' is recorded",)),
     Case("savepoint-unknown", ("savepoint", "nope"), 2, ("no job named 'nope' is recorded",)),
     *(
         Case(f"{cmd}-control-chars", (cmd, CONTROL), code, ("'a\\x1b[31mb\\nc\\x07d'",))
-        for cmd, code in (("status", 1), ("history", 1), ("savepoint", 2))
+        for cmd, code in (("status", 2), ("history", 2), ("savepoint", 2))
     ),
     *(
         Case(f"{cmd}-10kb", (cmd, LONG), code, ("… (10240 characters) is recorded",))
-        for cmd, code in (("status", 1), ("history", 1), ("savepoint", 2))
+        for cmd, code in (("status", 2), ("history", 2), ("savepoint", 2))
     ),
     *(
         Case(f"{cmd}-key-{problem}", args, 2, (named,), setup)
@@ -569,3 +611,25 @@ def test_dry_run_changes_nothing(live: World, flink: FakeFlink) -> None:
     assert live.tables() == before
     assert (live.state / "audit.head").read_bytes() == head
     assert not (live.state / "jars").exists() or not any((live.state / "jars").iterdir())
+
+
+def test_an_audit_head_that_cannot_be_advanced_stops_the_cycle_before_any_action(
+    live: World, flink: FakeFlink, drop: list[str]
+) -> None:
+    """The intent is written to the store but its head file cannot follow (a read-only directory):
+    the action is not taken, the cycle stops and says why; the next run sees only the in-flight lag."""
+    assert live.run("keys", "rotate").code == 0  # one record, so opening the trail writes nothing
+    heads = live.top / "heads"
+    heads.mkdir(mode=0o755)
+    shutil.copy2(live.state / "audit.head", heads / "audit.head")
+    (heads / "audit.head").chmod(0o644)  # root's: readable by nobody, not writable
+    _give_to_nobody(live.state)
+    live.env["FLINK_GITOPS_AUDIT__HEAD_FILE"] = str(heads / "audit.head")
+    run = live.sync(prefix=drop)
+    assert run.code == 1, run.out + run.err
+    assert "aborted: audit trail unavailable" in run.out
+    _one_error_line(
+        run, "a: deploy failed: not taken:", f"head file {heads / 'audit.head'} could not be updated"
+    )
+    assert flink.actions() == []
+    assert [j["job"] for j in json.loads(live.run("status", "--output", "json").out)] == []

@@ -42,6 +42,12 @@ from flink_gitops.specs.loader import SpecLoader
 EXIT_OUT_OF_SYNC = 1
 
 
+class Refused(click.ClickException):
+    """Nothing could be done (no revision from Git, no such job): exit 2, as config and store errors."""
+
+    exit_code = 2
+
+
 def _console(*, stderr: bool = False) -> Console:
     """Recorded text (paths, Flink's errors) is shown as is: no rich markup, so '[/x]' is text."""
     return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
@@ -91,7 +97,7 @@ def load_revision(settings: Settings, repo: Path | None, stack: ExitStack) -> tu
         stack.callback(source.close)
         polled = source.poll()
         if polled.revision is None:
-            raise click.ClickException(f"no revision of {settings.git.url} could be loaded: {polled.error}")
+            raise Refused(f"no revision of {settings.git.url} could be loaded: {polled.error}")
         tree, commit = polled.revision.tree, polled.revision.commit
         if polled.revision.signer is not None:
             signer = f"{polled.revision.signer.identity} ({polled.revision.signer.key})"
@@ -195,7 +201,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         open_ops = store.operations.open_by_job()
         rows = [j for j in store.jobs.all() if job is None or j.name == job]
         if job is not None and not rows:
-            raise click.ClickException(f"no job named {quote(job)} is recorded")
+            raise Refused(f"no job named {quote(job)} is recorded")
         data: list[dict[str, Any]] = [
             {
                 "job": j.name,
@@ -259,7 +265,7 @@ def history(ctx: click.Context, job: str, limit: int) -> None:
     settings = settings_from(ctx)
     with runtime(settings) as rt:
         if rt.store.jobs.get(job) is None:
-            raise click.ClickException(f"no job named {quote(job)} is recorded")
+            raise Refused(f"no job named {quote(job)} is recorded")
         console = _console()
         ops = Table(title="operations", show_edge=False, pad_edge=False)
         for column in ("started", "kind", "state", "steps", "error"):
