@@ -21,6 +21,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -103,6 +104,13 @@ class ClusterConfig(_Section):
             raise ValueError("cluster url must start with http:// or https://")
         if "@" in self.url.split("://", 1)[1].split("/", 1)[0]:
             raise ValueError("cluster url must not hold credentials; use 'auth' with a secret file")
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018 - raises for a port that is no number or out of range
+        except ValueError as exc:
+            raise ValueError(f"cluster url is not a valid URL ({exc})") from None
+        if not parts.hostname:
+            raise ValueError("cluster url has no host")
         return self
 
 
@@ -169,8 +177,8 @@ class StoreConfig(_Section):
     url: str | None = None
     #: PostgreSQL password, read from a file or systemd credential.
     password: SecretRef | None = None
-    #: leader lease length, seconds. Default 30.
-    lease_ttl_s: float = 30.0
+    #: leader lease length, seconds, > 0. Default 30.
+    lease_ttl_s: float = Field(30.0, gt=0)
     #: how long a write waits for the database lock (SQLite busy_timeout) and a connection
     #: attempt waits (PostgreSQL connect_timeout), seconds. Default 30.
     busy_timeout_s: float = 30.0

@@ -36,9 +36,27 @@ from flink_gitops.record.store import Store, open_store
 from flink_gitops.settings import Settings
 from flink_gitops.source.git import GitSource
 from flink_gitops.source.tree import DirectoryTree, Tree
+from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import SpecLoader
 
 EXIT_OUT_OF_SYNC = 1
+
+
+class Refused(click.ClickException):
+    """Nothing could be done (no revision from Git, no such job): exit 2, as config and store errors."""
+
+    exit_code = 2
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """Recorded text (paths, Flink's errors) is shown as is: no rich markup, so '[/x]' is text."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+
+
+def _text(value: object) -> str:
+    """A table cell: control characters (an escape sequence in a recorded error) shown escaped."""
+    text = str(value)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass
@@ -79,7 +97,7 @@ def load_revision(settings: Settings, repo: Path | None, stack: ExitStack) -> tu
         stack.callback(source.close)
         polled = source.poll()
         if polled.revision is None:
-            raise click.ClickException(f"no revision of {settings.git.url} could be loaded: {polled.error}")
+            raise Refused(f"no revision of {settings.git.url} could be loaded: {polled.error}")
         tree, commit = polled.revision.tree, polled.revision.commit
         if polled.revision.signer is not None:
             signer = f"{polled.revision.signer.identity} ({polled.revision.signer.key})"
@@ -99,11 +117,11 @@ def _plan_table(plan: Plan, result: CycleResult | None) -> Table:
         if done is not None:
             status = "done" if done.ok else ("retry" if done.retry else "failed")
             what = f"{report.reason} → {done.message}"
-        table.add_row(name, report.cluster or "-", status, what)
+        table.add_row(*map(_text, (name, report.cluster or "-", status, what)))
     return table
 
 
-def _report(console: Console, result: CycleResult) -> int:
+def _report(console: Console, result: CycleResult, revision_errors: int = 0) -> int:
     console.print(_plan_table(result.plan, None if result.dry_run else result))
     for cluster, job in result.plan.unmanaged:
         console.print(
@@ -111,12 +129,26 @@ def _report(console: Console, result: CycleResult) -> int:
         )
     if result.aborted:
         console.print(f"aborted: {result.aborted}")
-    if result.in_sync:
+    if result.in_sync and not revision_errors:
         console.print("in sync")
         return 0
     for name, why in result.problems().items():
         click.echo(f"{name}: {why}", err=True)
+    if revision_errors:
+        # Their jobs are left as is: the clusters do not match that revision.
+        click.echo(f"revision: {revision_errors} error(s) in the spec files (above): not in sync", err=True)
     return EXIT_OUT_OF_SYNC
+
+
+def _check_selection(jobs: tuple[str, ...], revision: Revision, store: Store) -> None:
+    """Every ``--job`` names a job of the revision or of the store; a typo is no quiet "in sync"."""
+    known = set(revision.desired.jobs) | {j.name for j in store.jobs.all()}
+    for name in jobs:
+        if name not in known:
+            maybe = " (a spec file with errors, above, may define it)" if revision.desired.errors else ""
+            raise click.UsageError(
+                f"--job {quote(name)}: no job of that name in the revision or the store{maybe}"
+            )
 
 
 @click.command("sync")
@@ -135,13 +167,14 @@ def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], r
     if not once:
         raise click.UsageError("sync needs --once (the long-running loop is `flink-gitops run`)")
     settings = settings_from(ctx)
-    out = Console(highlight=False, soft_wrap=True)
-    live = Console(stderr=True, highlight=False)
+    out = _console()
+    live = Console(stderr=True, highlight=False, markup=False)
     with ExitStack() as stack:
         revision, tree = load_revision(settings, repo, stack)
         for problem in revision.desired.errors:
             live.print(f"{problem.where()}: error: {problem.message}", markup=False)
         rt = stack.enter_context(runtime(settings))
+        _check_selection(jobs, revision, rt.store)
         status = stack.enter_context(live.status("observing the clusters…")) if live.is_terminal else None
 
         def progress(job: str, step: str) -> None:
@@ -154,7 +187,7 @@ def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], r
         result = rt.reconciler.cycle(revision, dry_run=dry_run, only=only, progress=progress, tree=tree)
         if status is not None:
             status.stop()
-    sys.exit(_report(out, result))
+    sys.exit(_report(out, result, len(revision.desired.errors)))
 
 
 @click.command("status")
@@ -168,7 +201,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         open_ops = store.operations.open_by_job()
         rows = [j for j in store.jobs.all() if job is None or j.name == job]
         if job is not None and not rows:
-            raise click.ClickException(f"no job named {job!r} is recorded")
+            raise Refused(f"no job named {quote(job)} is recorded")
         data: list[dict[str, Any]] = [
             {
                 "job": j.name,
@@ -197,14 +230,19 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         table.add_column(column)
     for d in data:
         table.add_row(
-            d["job"],
-            d["cluster"],
-            d["lifecycle"] + (" (op open)" if d["openOperation"] else ""),
-            d["flinkJobId"] or "-",
-            d["savepoint"] or "-",
-            (d["lastError"] or "")[:120],
+            *map(
+                _text,
+                (
+                    d["job"],
+                    d["cluster"],
+                    d["lifecycle"] + (" (op open)" if d["openOperation"] else ""),
+                    d["flinkJobId"] or "-",
+                    d["savepoint"] or "-",
+                    (d["lastError"] or "")[:120],
+                ),
+            )
         )
-    Console(highlight=False, soft_wrap=True).print(table)
+    _console().print(table)
 
 
 @click.command("savepoint")
@@ -227,19 +265,24 @@ def history(ctx: click.Context, job: str, limit: int) -> None:
     settings = settings_from(ctx)
     with runtime(settings) as rt:
         if rt.store.jobs.get(job) is None:
-            raise click.ClickException(f"no job named {job!r} is recorded")
-        console = Console(highlight=False, soft_wrap=True)
+            raise Refused(f"no job named {quote(job)} is recorded")
+        console = _console()
         ops = Table(title="operations", show_edge=False, pad_edge=False)
         for column in ("started", "kind", "state", "steps", "error"):
             ops.add_column(column)
         for op in rt.store.operations.history(job, limit=limit):
             steps = " → ".join(s.step for s in op.steps)
             ops.add_row(
-                op.started_at.isoformat(timespec="seconds"),
-                op.kind,
-                op.state.value,
-                steps,
-                str(op.detail.get("error", "")),
+                *map(
+                    _text,
+                    (
+                        op.started_at.isoformat(timespec="seconds"),
+                        op.kind,
+                        op.state.value,
+                        steps,
+                        op.detail.get("error", ""),
+                    ),
+                )
             )
         console.print(ops)
         sps = Table(title="savepoints", show_edge=False, pad_edge=False)
@@ -247,11 +290,16 @@ def history(ctx: click.Context, job: str, limit: int) -> None:
             sps.add_column(column)
         for sp in rt.store.snapshots.history(job, include_disposed=True, limit=limit):
             sps.add_row(
-                sp.created_at.isoformat(timespec="seconds"),
-                sp.kind.value,
-                sp.origin.value,
-                sp.path,
-                str(sp.disposed),
+                *map(
+                    _text,
+                    (
+                        sp.created_at.isoformat(timespec="seconds"),
+                        sp.kind.value,
+                        sp.origin.value,
+                        sp.path,
+                        sp.disposed,
+                    ),
+                )
             )
         console.print(sps)
         audit = Table(title="audit", show_edge=False, pad_edge=False)
@@ -260,11 +308,16 @@ def history(ctx: click.Context, job: str, limit: int) -> None:
         for rec in list(rt.audit.records(job=job))[-limit:]:
             e = rec.event
             audit.add_row(
-                str(rec.seq),
-                rec.recorded_at.isoformat(timespec="seconds"),
-                e.action,
-                e.outcome or "",
-                e.job_id_after or e.job_id_before or "",
-                (e.error or "")[:80],
+                *map(
+                    _text,
+                    (
+                        rec.seq,
+                        rec.recorded_at.isoformat(timespec="seconds"),
+                        e.action,
+                        e.outcome or "",
+                        e.job_id_after or e.job_id_before or "",
+                        (e.error or "")[:80],
+                    ),
+                )
             )
         console.print(audit)

@@ -40,6 +40,7 @@ from flink_gitops.plan.planner import plan
 from flink_gitops.record.audit import AuditError, AuditEvent, AuditOutcomeMissing, AuditTrail
 from flink_gitops.record.store import KEEP, JobUpdate, Lease, OperationState, Store, cluster_lease
 from flink_gitops.settings import Settings
+from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import DesiredState
 
 
@@ -193,7 +194,7 @@ class Reconciler:
         self.timeouts = Timeouts(
             readiness_s=sync.readiness_timeout_s,
             stability_s=sync.stability_s,
-            savepoint_s=max(c.savepoint_timeout_s for c in settings.clusters.values()),
+            savepoint_s=max((c.savepoint_timeout_s for c in settings.clusters.values()), default=600.0),
             checkpoint_max_age_s=sync.max_checkpoint_age_s,
             savepoint_dir=sync.savepoint_dir,
         )
@@ -337,6 +338,8 @@ class Reconciler:
                     break
         result.duration_s = time.perf_counter() - t0
         logger.info(result.summary())
+        if dry_run:
+            return result  # a plan, not a reconcile: nothing is recorded
         self.store.cycles.record(
             started_at=started_at,
             finished_at=self.clock.now(),
@@ -445,7 +448,7 @@ class Reconciler:
         """``flink-gitops savepoint JOB``: a savepoint of the running job now; its location."""
         job = self.store.jobs.get(name)
         if job is None or job.deleted:
-            raise PermanentError(f"no job named {name!r} is recorded")
+            raise PermanentError(f"no job named {quote(name)} is recorded")
         if not job.state.runs_a_job or job.flink_job_id is None:
             raise PermanentError(
                 f"job {name!r} is {job.state.value}: no running Flink job to take a savepoint of"

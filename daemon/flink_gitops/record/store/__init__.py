@@ -87,11 +87,14 @@ def open_store(settings: Settings, *, clock: Clock | None = None) -> Store:
     cfg = settings.store
     if cfg.url is None:
         state_dir = settings.state_dir.resolve()
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = state_dir / "state.db"
-        # Owner-only before SQLite first opens it: its -wal and -shm files copy the file's mode.
-        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(db, 0o600)
+        try:
+            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Owner-only before SQLite first opens it: its -wal and -shm files copy the file's mode.
+            os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(db, 0o600)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store {db}: {exc.strerror}") from exc
         url = f"sqlite:///{db}"
     else:
         url = cfg.url

@@ -134,9 +134,11 @@ def create_engine(url: URL, *, busy_timeout_s: float = 30.0) -> Engine:
         database = url.database or ""
         if database in {"", ":memory:"}:
             raise InsecureStoreUrl("an in-memory SQLite store would lose all state; give a file path")
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
         try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
             _ensure_wal(database, busy_timeout_s)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store {database}: {exc.strerror}") from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the SQLite store {database}: {exc}") from exc
         engine = sa.create_engine(
