@@ -80,11 +80,13 @@ class CycleResult:
     duration_s: float = 0.0
     #: why the cycle stopped early (audit unavailable), if it did.
     aborted: str | None = None
+    #: errors in the revision's spec files (their jobs are left as they are): never "in sync".
+    spec_errors: int = 0
 
     @property
     def in_sync(self) -> bool:
         """Everything matches Git: no job left pending, failed, unknown or drifting."""
-        if self.aborted or (self.dry_run and self.plan.actions):
+        if self.aborted or self.spec_errors or (self.dry_run and self.plan.actions):
             return False
         for name, report in self.plan.reports.items():
             result = self.results.get(name)
@@ -115,6 +117,8 @@ class CycleResult:
         parts += [f"acted={done}", f"failed={failed}", f"unmanaged={len(self.plan.unmanaged)}"]
         if self.plan.unreachable:
             parts.append(f"unreachable={','.join(self.plan.unreachable)}")
+        if self.spec_errors:
+            parts.append(f"spec_errors={self.spec_errors}")
         if self.dry_run:
             parts.append("dry-run")
         if self.aborted:
@@ -312,7 +316,9 @@ class Reconciler:
         started_at = self.clock.now()
         t0 = time.perf_counter()
         the_plan = self.plan(revision, only=only)
-        result = CycleResult(revision.commit, the_plan, dry_run=dry_run)
+        result = CycleResult(
+            revision.commit, the_plan, dry_run=dry_run, spec_errors=len(revision.desired.errors)
+        )
         if tree is not None:
             self.jars.use_tree(tree)
         if not dry_run and the_plan.actions:
