@@ -409,6 +409,7 @@ def main() -> None:
         "stability_s": args.stability_s,
         "daemon_poll_s": DEFAULT_POLL_S,
         "figures": figures,
+        "samples": {name: [round(x, 3) for x in v] for name, v in bench.samples.items()},
     }
     print(json.dumps(result))
     print(summary(figures, args.stability_s))
