@@ -1,5 +1,5 @@
 """``python -m flink_gitops`` is the same as the ``flink-gitops`` command."""
 
-from flink_gitops.cli import main
+from flink_gitops.cli import entry
 
-main()
+entry()
