@@ -169,6 +169,7 @@ class FakeFlink:
         timeout: float | None = None,
         *,
         cancelled: Callable[[], bool] | None = None,
+        poll_s: float = 0.2,
     ) -> str:
         owner, location = self.triggers[trigger_id]
         assert owner == job_id
@@ -184,6 +185,7 @@ class FakeFlink:
         *,
         all_tasks_running: bool = False,
         cancelled: Callable[[], bool] | None = None,
+        poll_s: float = 0.2,
     ) -> JobDetails:
         details = self.job(job_id)
         if details.state not in states:

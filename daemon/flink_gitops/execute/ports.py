@@ -52,6 +52,7 @@ class FlinkPort(Protocol):
         timeout: float | None = None,
         *,
         cancelled: Callable[[], bool] | None = None,
+        poll_s: float = 0.2,
     ) -> str: ...
 
     def wait_for_job_state(
@@ -62,6 +63,7 @@ class FlinkPort(Protocol):
         *,
         all_tasks_running: bool = False,
         cancelled: Callable[[], bool] | None = None,
+        poll_s: float = 0.2,
     ) -> JobDetails: ...
 
 

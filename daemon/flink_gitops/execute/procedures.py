@@ -50,7 +50,7 @@ from flink_gitops.flink.errors import (
     PollCancelled,
     UnknownTrigger,
 )
-from flink_gitops.flink.models import RunRequest
+from flink_gitops.flink.models import JobDetails, RunRequest
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.plan.model import ActionKind
 from flink_gitops.specs.loader import DesiredJob
@@ -58,6 +58,9 @@ from flink_gitops.specs.model import FlinkJob
 
 _ENDED = frozenset({"CANCELED", "FINISHED", "FAILED"})
 POLL_S = 0.2
+#: a savepoint or a start usually completes within a second: poll that first second this often.
+FAST_POLL_S = 0.05
+FAST_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,9 +289,7 @@ class Procedures:
             src.stop_with_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
             failpoint("stop-sent")
             try:
-                return src.wait_for_savepoint(
-                    job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
-                )
+                return self._wait_savepoint(src, job_id, trigger)
             except UnknownTrigger:
                 # Flink forgot the trigger (JobManager restart, or its result is older than
                 # rest.async.store-duration). Ask about exactly this job: stopped -> its savepoint;
@@ -304,6 +305,44 @@ class Procedures:
                 if found.state != "RUNNING":
                     raise
         raise StopFailed(f"Flink keeps forgetting the stop of job {job_id}")
+
+    def _wait_savepoint(self, src: FlinkPort, job_id: str, trigger: str) -> str:
+        """Poll fast for the first second (most savepoints are done by then), then at POLL_S."""
+        limit = self.timeouts.savepoint_s
+        try:
+            return src.wait_for_savepoint(
+                job_id, trigger, min(FAST_WAIT_S, limit), cancelled=self.cancelled, poll_s=FAST_POLL_S
+            )
+        except FlinkStillRunning:
+            if limit <= FAST_WAIT_S:
+                raise
+        return src.wait_for_savepoint(
+            job_id, trigger, limit - FAST_WAIT_S, cancelled=self.cancelled, poll_s=POLL_S
+        )
+
+    def _wait_running(self, target: FlinkPort, job_id: str) -> JobDetails:
+        """All tasks RUNNING: fast polls for the first second, then at POLL_S."""
+        limit = self.timeouts.readiness_s
+        try:
+            return target.wait_for_job_state(
+                job_id,
+                {"RUNNING"},
+                min(FAST_WAIT_S, limit),
+                all_tasks_running=True,
+                cancelled=self.cancelled,
+                poll_s=FAST_POLL_S,
+            )
+        except FlinkStillRunning:
+            if limit <= FAST_WAIT_S:
+                raise
+        return target.wait_for_job_state(
+            job_id,
+            {"RUNNING"},
+            limit - FAST_WAIT_S,
+            all_tasks_running=True,
+            cancelled=self.cancelled,
+            poll_s=POLL_S,
+        )
 
     def _checkpoint(self, src: FlinkPort, job_id: str) -> str:
         """The job's latest completed checkpoint path, refused when absent, unretained or too old."""
@@ -363,13 +402,7 @@ class Procedures:
         job_id = op.str_id(key)
         target = self.flink[op.ids["cluster"]]
         try:
-            details = target.wait_for_job_state(
-                job_id,
-                {"RUNNING"},
-                self.timeouts.readiness_s,
-                all_tasks_running=True,
-                cancelled=self.cancelled,
-            )
+            details = self._wait_running(target, job_id)
         except OperationFailed as exc:
             raise DeployFailed(f"job {job_id} did not start: {exc}") from exc
         except FlinkStillRunning as exc:
@@ -486,9 +519,7 @@ class Procedures:
         if not op.has("savepoint-sent"):
             op.record(self.journal, "savepoint-sent")
         src.trigger_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
-        location = src.wait_for_savepoint(
-            job_id, trigger, self.timeouts.savepoint_s, cancelled=self.cancelled
-        )
+        location = self._wait_savepoint(src, job_id, trigger)
         self._verify(location)
         outcome = self._same(op, spec)
         outcome = JobOutcome(
