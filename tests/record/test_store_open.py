@@ -280,3 +280,9 @@ def test_sqlite_survives_sigkill_mid_burst(tmp_path: Path) -> None:
         assert job.flink_job_id in {str(finished[-1]), str(finished[-1] + 2)}  # the outcome and the job agree
         open_ids = {o.op_id for o in store.operations.open()}
         assert {f"op-{i}" for i, _ in committed if i % 2 == 0} <= open_ids
+
+
+def test_the_fast_open_path_knows_the_newest_migration() -> None:
+    from flink_gitops.record.store.engine import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION
