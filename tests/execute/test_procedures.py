@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,44 @@ def test_a_lost_lease_stops_before_the_next_side_effect(
     with pytest.raises(LeaseLost):
         procs.execute(journal.begin(upgrade_op(run_spec(args=["2"]), run_spec())))
     assert flink.calls == []
+
+
+def test_waits_poll_fast_for_the_first_second_then_at_the_normal_interval(tmp_path: Path) -> None:
+    from flink_gitops.flink.errors import FlinkStillRunning
+
+    class SlowSavepoints(FakeFlink):
+        """The fake, whose savepoints take longer than the fast first second."""
+
+        waits: list[tuple[float | None, float]]
+
+        def wait_for_savepoint(
+            self,
+            job_id: str,
+            trigger_id: str,
+            timeout: float | None = None,
+            *,
+            cancelled: Callable[[], bool] | None = None,
+            poll_s: float = 0.2,
+        ) -> str:
+            self.waits.append((timeout, poll_s))
+            if len(self.waits) == 1:
+                raise FlinkStillRunning(
+                    "still",
+                    cluster="fake",
+                    path="/x",
+                    job_id=job_id,
+                    trigger_id=trigger_id,
+                    last_state="IN_PROGRESS",
+                )
+            return super().wait_for_savepoint(job_id, trigger_id, timeout)
+
+    flink = SlowSavepoints(tmp_path / "state")
+    flink.waits = []
+    flink.add_running(OLD, FakeJobRequest())
+    journal = MemoryJournal()
+    procs = Procedures({"default": flink}, journal, DirJars(tmp_path / "jars"), FakeClock())
+    assert (
+        procs.execute(journal.begin(upgrade_op(run_spec(args=["2"]), run_spec()))).lifecycle
+        is JobLifecycle.STABLE
+    )
+    assert flink.waits == [(1.0, 0.05), (599.0, 0.2)]

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
 
 from loguru import logger
@@ -58,6 +58,7 @@ from flink_gitops.specs.model import FlinkJob
 
 _ENDED = frozenset({"CANCELED", "FINISHED", "FAILED"})
 POLL_S = 0.2
+_T = TypeVar("_T")
 #: a savepoint or a start usually completes within a second: poll that first second this often.
 FAST_POLL_S = 0.05
 FAST_WAIT_S = 1.0
@@ -306,42 +307,31 @@ class Procedures:
                     raise
         raise StopFailed(f"Flink keeps forgetting the stop of job {job_id}")
 
-    def _wait_savepoint(self, src: FlinkPort, job_id: str, trigger: str) -> str:
-        """Poll fast for the first second (most savepoints are done by then), then at POLL_S."""
-        limit = self.timeouts.savepoint_s
+    def _fast_then_slow(self, limit: float, wait: Callable[[float, float], _T]) -> _T:
+        """``wait(timeout, poll_s)``: polled every FAST_POLL_S for the first FAST_WAIT_S (most
+        savepoints and starts are done by then), then every POLL_S until ``limit`` seconds."""
         try:
-            return src.wait_for_savepoint(
-                job_id, trigger, min(FAST_WAIT_S, limit), cancelled=self.cancelled, poll_s=FAST_POLL_S
-            )
+            return wait(min(FAST_WAIT_S, limit), FAST_POLL_S)
         except FlinkStillRunning:
             if limit <= FAST_WAIT_S:
                 raise
-        return src.wait_for_savepoint(
-            job_id, trigger, limit - FAST_WAIT_S, cancelled=self.cancelled, poll_s=POLL_S
+        return wait(limit - FAST_WAIT_S, POLL_S)
+
+    def _wait_savepoint(self, src: FlinkPort, job_id: str, trigger: str) -> str:
+        return self._fast_then_slow(
+            self.timeouts.savepoint_s,
+            lambda timeout, poll: src.wait_for_savepoint(
+                job_id, trigger, timeout, cancelled=self.cancelled, poll_s=poll
+            ),
         )
 
     def _wait_running(self, target: FlinkPort, job_id: str) -> JobDetails:
-        """All tasks RUNNING: fast polls for the first second, then at POLL_S."""
-        limit = self.timeouts.readiness_s
-        try:
-            return target.wait_for_job_state(
-                job_id,
-                {"RUNNING"},
-                min(FAST_WAIT_S, limit),
-                all_tasks_running=True,
-                cancelled=self.cancelled,
-                poll_s=FAST_POLL_S,
-            )
-        except FlinkStillRunning:
-            if limit <= FAST_WAIT_S:
-                raise
-        return target.wait_for_job_state(
-            job_id,
-            {"RUNNING"},
-            limit - FAST_WAIT_S,
-            all_tasks_running=True,
-            cancelled=self.cancelled,
-            poll_s=POLL_S,
+        """All tasks RUNNING."""
+        return self._fast_then_slow(
+            self.timeouts.readiness_s,
+            lambda timeout, poll: target.wait_for_job_state(
+                job_id, {"RUNNING"}, timeout, all_tasks_running=True, cancelled=self.cancelled, poll_s=poll
+            ),
         )
 
     def _checkpoint(self, src: FlinkPort, job_id: str) -> str:
