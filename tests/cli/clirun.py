@@ -1,13 +1,18 @@
 """Run the real ``flink-gitops`` CLI as a subprocess, optionally as an unprivileged user.
 
-Root reads mode-000 files, so the unreadable-file tests drop privileges: ``setpriv`` to
-uid/gid 65534 (nobody), or else a user namespace (``unshare --user``: the overflow uid, no
-capabilities over the host's files). :func:`unprivileged_prefix` finds one that works and
-proves it cannot read a mode-000 file; it returns None only when neither exists.
+Root reads mode-000 files, so the unreadable-file tests drop privileges. First choice: stay
+root but without the capabilities that bypass file permissions (``setpriv --bounding-set
+-dac_override,-dac_read_search``): root is then bound by modes like anyone, and still reaches a
+checkout below a 0700 directory (a CI clone in a ``mktemp -d``), which nobody cannot. Then
+``setpriv`` to uid/gid 65534 (nobody), then a user namespace (``unshare --user``).
+:func:`unprivileged_prefix` picks the first that cannot read a mode-000 file and can still run
+this interpreter with the package; it returns None only when none does. Tests that give files to
+the unprivileged user ask :func:`drops_to_nobody`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import stat
@@ -21,10 +26,9 @@ from pathlib import Path
 #: no line of a report may be longer than this, whatever the input (a 900 KB value included).
 MAX_LINE = 800
 
-_CANDIDATES = (
-    ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
-    ["unshare", "--user"],
-)
+NO_DAC = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+_CANDIDATES = (NO_DAC, NOBODY, ["unshare", "--user"])
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,21 @@ def _cannot_read(prefix: list[str], probe: Path) -> bool:
     return proc.returncode != 0 and b"ermission denied" in proc.stderr
 
 
+def runs_the_cli(prefix: list[str]) -> bool:
+    """Whether a program run with ``prefix`` can start this interpreter and import the package."""
+    try:
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-c", "import flink_gitops.cli"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError:
+        return False
+    return proc.returncode == 0
+
+
+@functools.cache
 def unprivileged_prefix() -> list[str] | None:
     """A command prefix that runs a program unable to read a mode-000 file, or None if none works.
 
@@ -117,8 +136,13 @@ def unprivileged_prefix() -> list[str] | None:
         probe.write_text("x")
         probe.chmod(0)
         for candidate in _CANDIDATES:
-            if shutil.which(candidate[0]) and _cannot_read(candidate, probe):
+            if shutil.which(candidate[0]) and _cannot_read(candidate, probe) and runs_the_cli(candidate):
                 return candidate
         return None
     finally:
         remove_tree(top)
+
+
+def drops_to_nobody() -> bool:
+    """Whether the unprivileged runs are another user (then files they must write are given to it)."""
+    return unprivileged_prefix() == NOBODY

@@ -33,7 +33,7 @@ from flink_gitops.record.store import JobLifecycle, JobUpdate, SpecRecord, clust
 from flink_gitops.settings import Settings
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import DesiredJob, SpecLoader
-from tests.cli.clirun import Run, cli, open_tempdir, remove_tree, unprivileged_prefix
+from tests.cli.clirun import Run, cli, drops_to_nobody, open_tempdir, remove_tree, unprivileged_prefix
 from tests.specs.helpers import spec_yaml, write_repo
 
 SECRET = "hunter2-do-not-print"
@@ -215,7 +215,8 @@ def drop() -> list[str]:
 
 
 def _give_to_nobody(path: Path) -> None:
-    if os.geteuid() != 0:
+    """Let the unprivileged runs write ``path`` (needed only when they run as another user)."""
+    if os.geteuid() != 0 or not drops_to_nobody():
         return
     for dirpath, dirnames, filenames in os.walk(path):
         for name in [*dirnames, *filenames]:
@@ -265,10 +266,10 @@ def _locked_repo(w: World) -> None:
 
 
 def _read_only_store(w: World) -> None:
-    """The state directory and its files belong to root, 0755 / 0644: nobody reads, cannot write."""
-    w.state.chmod(0o755)
+    """The state directory and its files are 0555 / 0444: readable, not writable, by the runs."""
+    w.state.chmod(0o555)
     for path in w.state.iterdir():
-        path.chmod(0o644)
+        path.chmod(0o444)
 
 
 def _state_under_read_only(w: World) -> None:
@@ -620,9 +621,10 @@ def test_an_audit_head_that_cannot_be_advanced_stops_the_cycle_before_any_action
     the action is not taken, the cycle stops and says why; the next run sees only the in-flight lag."""
     assert live.run("keys", "rotate").code == 0  # one record, so opening the trail writes nothing
     heads = live.top / "heads"
-    heads.mkdir(mode=0o755)
+    heads.mkdir()
     shutil.copy2(live.state / "audit.head", heads / "audit.head")
-    (heads / "audit.head").chmod(0o644)  # root's: readable by nobody, not writable
+    (heads / "audit.head").chmod(0o444)  # readable, not writable, by the unprivileged run
+    heads.chmod(0o555)
     _give_to_nobody(live.state)
     live.env["FLINK_GITOPS_AUDIT__HEAD_FILE"] = str(heads / "audit.head")
     run = live.sync(prefix=drop)
