@@ -83,7 +83,6 @@ def record(
         lifecycle=lifecycle,
         flink_job_id=flink_job_id,
         reconciled=reconciled,
-        stable=reconciled,
         **extra,
     )
 

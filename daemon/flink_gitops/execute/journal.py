@@ -69,7 +69,6 @@ def recorded_job(job: JobRecord, open_op: OperationRecord | None) -> RecordedJob
         lifecycle=job.state,
         flink_job_id=job.flink_job_id,
         reconciled=reconciled(job.last_reconciled),
-        stable=reconciled(job.last_stable),
         failed_hash=job.failed_hash,
         next_attempt_at=job.next_attempt_at,
         open_operation=open_op.op_id if open_op is not None else None,
@@ -95,7 +94,8 @@ class StoreJournal:
         #: cluster name -> epoch of the lease this process holds for it.
         self.epochs = epochs
 
-    def _fence(self, op_id: str) -> tuple[int, str, dict[str, int]]:
+    def _fence(self, op_id: str) -> tuple[OperationRecord, int, str, dict[str, int]]:
+        """The operation, and the epoch, lease and further leases (a move) its writes are fenced by."""
         op = self.store.operations.get(op_id)
         if op is None:
             raise KeyError(f"no operation {op_id}")
@@ -105,10 +105,10 @@ class StoreJournal:
         source = ids.get("from_cluster")
         if source and source != cluster:
             also[cluster_lease(source)] = self.epochs[source]
-        return self.epochs[cluster], cluster_lease(cluster), also
+        return op, self.epochs[cluster], cluster_lease(cluster), also
 
     def advance(self, op_id: str, step: str, ids: dict[str, Any]) -> None:
-        epoch, lease, also = self._fence(op_id)
+        _op, epoch, lease, also = self._fence(op_id)
         with self.store.unit(epoch=epoch, lease=lease, also=also) as uow:
             uow.operations.advance(op_id, step, ids)
 
@@ -121,9 +121,7 @@ class StoreJournal:
         savepoint: tuple[str, str] | None,
         detail: dict[str, Any],
     ) -> None:
-        epoch, lease, also = self._fence(op_id)
-        op = self.store.operations.get(op_id)
-        assert op is not None
+        op, epoch, lease, also = self._fence(op_id)
         assert op.name is not None
         update = JobUpdate(
             cluster=job.cluster,

@@ -83,7 +83,6 @@ class RecordedJob:
     #: the current Flink job id (hex), None while suspended or never deployed.
     flink_job_id: str | None = None
     reconciled: ReconciledSpec | None = None
-    stable: ReconciledSpec | None = None
     #: a spec hash that failed (rolled back, or refused by Flink): not retried until the spec changes.
     failed_hash: str | None = None
     #: backoff after a temporary failure: no action before this time.
@@ -219,9 +218,6 @@ class Plan:
     @property
     def in_sync(self) -> bool:
         return all(r.status is Status.IN_SYNC for r in self.reports.values())
-
-    def action_for(self, job: str) -> Action | None:
-        return next((a for a in self.actions if a.job == job), None)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

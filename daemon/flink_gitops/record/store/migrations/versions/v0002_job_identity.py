@@ -37,29 +37,25 @@ depends_on = None
 
 _ts = sa.DateTime(timezone=True)
 
-_old_jobs = sa.table(
-    "jobs",
-    *(
-        sa.column(c)
-        for c in (
-            "cluster",
-            "name",
-            "flink_job_id",
-            "state",
-            "reconciled_spec",
-            "reconciled_hash",
-            "reconciled_commit",
-            "stable_spec",
-            "stable_hash",
-            "stable_commit",
-            "generation",
-            "attempts",
-            "next_attempt_at",
-            "last_error",
-            "updated_at",
-        )
-    ),
+#: the 0001 jobs table's columns, all carried over.
+_OLD_JOB_COLUMNS = (
+    "cluster",
+    "name",
+    "flink_job_id",
+    "state",
+    "reconciled_spec",
+    "reconciled_hash",
+    "reconciled_commit",
+    "stable_spec",
+    "stable_hash",
+    "stable_commit",
+    "generation",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "updated_at",
 )
+_old_jobs = sa.table("jobs", *(sa.column(c) for c in _OLD_JOB_COLUMNS))
 _savepoints = sa.table(
     "savepoints",
     sa.column("id"),
@@ -163,23 +159,7 @@ def _migrate_jobs(conn: sa.Connection) -> None:
         .limit(1)
         .scalar_subquery()
     )
-    kept = [
-        "cluster",
-        "name",
-        "flink_job_id",
-        "state",
-        "reconciled_spec",
-        "reconciled_hash",
-        "reconciled_commit",
-        "stable_spec",
-        "stable_hash",
-        "stable_commit",
-        "generation",
-        "attempts",
-        "next_attempt_at",
-        "last_error",
-        "updated_at",
-    ]
+    kept = _OLD_JOB_COLUMNS
     query = sa.select(
         *(o[c] for c in kept), _new_uid(conn.dialect.name), newest, o.updated_at.label("created_at")
     )
