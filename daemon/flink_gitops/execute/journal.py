@@ -76,6 +76,13 @@ def recorded_job(job: JobRecord, open_op: OperationRecord | None) -> RecordedJob
         savepoint=job.savepoint,
         file=job.file,
         last_error=job.last_error,
+        attempts=job.attempts,
+        drift_kind=job.drift_kind,
+        drift_since=job.drift_since,
+        restarts=job.restarts,
+        fingerprint=job.fingerprint,
+        savepoint_at=job.savepoint_at,
+        last_run_at=job.last_run_at,
     )
 
 

@@ -96,6 +96,19 @@ class RecordedJob:
     #: the spec file the job was last seen in (prune safety).
     file: str | None = None
     last_error: str | None = None
+    #: failed attempts since the last success.
+    attempts: int = 0
+    #: live drift seen in an earlier cycle (a ``DriftKind`` value) and since when.
+    drift_kind: str | None = None
+    drift_since: datetime | None = None
+    #: recoveries inside the restart window, oldest first (the restart budget counts them).
+    restarts: tuple[datetime, ...] = ()
+    #: what was deployed (``execute`` writes it at the end of a start): job id, jar digest, tasks...
+    fingerprint: Mapping[str, object] | None = None
+    #: when the current savepoint was taken.
+    savepoint_at: datetime | None = None
+    #: a scheduled batch job: the scheduled time of its last started run.
+    last_run_at: datetime | None = None
 
 
 class ActionKind(enum.StrEnum):

@@ -84,7 +84,29 @@ def job_record(r: Row[Any], *, specs: bool = True) -> JobRecord:
         last_error=r.last_error,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        drift_kind=r.drift_kind,
+        drift_since=r.drift_since,
+        drift_detail=r.drift_detail,
+        restarts=_times(r.restarts),
+        fingerprint=dict(r.fingerprint) if isinstance(r.fingerprint, dict) else None,
+        savepoint_at=r.savepoint_at,
+        last_run_at=r.last_run_at,
     )
+
+
+def _times(value: Any) -> tuple[datetime, ...]:
+    """The ``restarts`` column: a JSON list of ISO times (anything else reads as none)."""
+    if not isinstance(value, list):
+        return ()
+    out: list[datetime] = []
+    for item in value:
+        try:
+            when = datetime.fromisoformat(item) if isinstance(item, str) else None
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            out.append(when)
+    return tuple(sorted(out))
 
 
 def _update_values(change: JobUpdate) -> dict[str, Any]:
@@ -120,6 +142,22 @@ def _update_values(change: JobUpdate) -> dict[str, Any]:
         values["next_attempt_at"] = change.next_attempt_at
     if not isinstance(change.last_error, Keep):
         values["last_error"] = text(change.last_error)
+    for field in ("drift_since", "savepoint_at", "last_run_at"):
+        value = getattr(change, field)
+        if not isinstance(value, Keep):
+            aware(**{field: value})
+            values[field] = value
+    if not isinstance(change.drift_kind, Keep):
+        no_nul(drift_kind=change.drift_kind)
+        values["drift_kind"] = change.drift_kind
+    if not isinstance(change.drift_detail, Keep):
+        values["drift_detail"] = text(change.drift_detail)
+    if not isinstance(change.restarts, Keep):
+        for when in change.restarts:
+            aware(restarts=when)
+        values["restarts"] = [w.isoformat() for w in sorted(change.restarts)]
+    if not isinstance(change.fingerprint, Keep):
+        values["fingerprint"] = None if change.fingerprint is None else dict(change.fingerprint)
     return values
 
 
@@ -249,6 +287,13 @@ class JobWrites:
             attempts=0,
             next_attempt_at=None,
             last_error=None,
+            drift_kind=None,
+            drift_since=None,
+            drift_detail=None,
+            restarts=None,
+            fingerprint=None,
+            savepoint_at=None,
+            last_run_at=None,
             created_at=self._tx.now,
         )
 

@@ -133,6 +133,18 @@ class JobRecord:
     last_error: str | None
     created_at: datetime  # when this life began
     updated_at: datetime
+    #: live drift seen now (``plan.model.DriftKind`` value), since when, and a one-line detail.
+    drift_kind: str | None = None
+    drift_since: datetime | None = None
+    drift_detail: str | None = None
+    #: recoveries (redeploys of a failed or vanished job) inside the restart window, oldest first.
+    restarts: tuple[datetime, ...] = ()
+    #: what was deployed, compared each cycle with what runs (job id, jar digest, tasks...).
+    fingerprint: dict[str, Any] | None = None
+    #: when the current savepoint was taken (periodic savepoints count from it).
+    savepoint_at: datetime | None = None
+    #: a scheduled batch job: the scheduled time of the last run started.
+    last_run_at: datetime | None = None
 
     @property
     def deleted(self) -> bool:
@@ -158,6 +170,13 @@ class JobUpdate:
     attempts: int | Keep = KEEP
     next_attempt_at: datetime | Keep | None = KEEP
     last_error: str | Keep | None = KEEP
+    drift_kind: str | Keep | None = KEEP
+    drift_since: datetime | Keep | None = KEEP
+    drift_detail: str | Keep | None = KEEP
+    restarts: tuple[datetime, ...] | Keep = KEEP
+    fingerprint: dict[str, Any] | Keep | None = KEEP
+    savepoint_at: datetime | Keep | None = KEEP
+    last_run_at: datetime | Keep | None = KEEP
 
 
 class SnapshotKind(enum.StrEnum):

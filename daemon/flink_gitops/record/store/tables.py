@@ -106,7 +106,27 @@ jobs = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # issue 9 (0005): live drift, recoveries in the restart window, what was deployed, batch runs
+    sa.Column("drift_kind", sa.String(32), nullable=True),
+    sa.Column("drift_since", UtcDateTime, nullable=True),
+    sa.Column("drift_detail", sa.Text, nullable=True),
+    sa.Column("restarts", Json, nullable=True),
+    sa.Column("fingerprint", Json, nullable=True),
+    sa.Column("savepoint_at", UtcDateTime, nullable=True),
+    sa.Column("last_run_at", UtcDateTime, nullable=True),
     sa.PrimaryKeyConstraint("name", name="pk_jobs"),
+)
+
+# The jars this daemon uploaded: one per (cluster, content digest), reused; only these are deleted.
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("cluster", sa.String(253), nullable=False),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("jar_id", sa.Text, nullable=False),
+    sa.Column("uploaded_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("cluster", "digest", name="pk_artifacts"),
 )
 
 savepoints = sa.Table(
