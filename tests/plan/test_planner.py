@@ -338,27 +338,11 @@ def test_a_rolled_back_spec_is_not_retried_until_it_changes() -> None:
     assert a.kind is ActionKind.UPGRADE
 
 
-def test_live_drift_is_reported_not_acted_on() -> None:
-    job = spec()
-    p = plan(state(desired_job(job)), {"default": view()}, {"orders": record(job)}, NOW)
-    assert p.reports["orders"].status is Status.DRIFT
-    assert "missing" in p.reports["orders"].reason
-    p = plan(
-        state(desired_job(job)),
-        {"default": view("default", (JOB_ID, "FAILED"))},
-        {"orders": record(job)},
-        NOW,
-    )
-    assert p.reports["orders"].status is Status.DRIFT
-    assert p.actions == ()
-
-
-def test_an_upgrade_of_a_job_that_is_not_running_restores_the_recorded_savepoint_or_refuses() -> None:
+def test_an_upgrade_of_a_job_that_is_not_running_restores_its_newest_state() -> None:
+    # the executor picks the newest of the recorded history and the old job's checkpoint stats
     rec = record(spec(), savepoint="file:///sp/last")
     a = only_action(plan(state(desired_job(spec(args=["2"]))), {"default": view()}, {"orders": rec}, NOW))
-    assert (a.kind, a.stop, a.restore) == (ActionKind.UPGRADE, "none", Restore("path", "file:///sp/last"))
-    p = plan(state(desired_job(spec(args=["2"]))), {"default": view()}, {"orders": record(spec())}, NOW)
-    assert p.reports["orders"].status is Status.REFUSED
+    assert (a.kind, a.stop, a.restore) == (ActionKind.UPGRADE, "none", Restore("newest"))
 
 
 def test_jobs_nobody_records_are_unmanaged_and_terminal_ones_are_ignored() -> None:

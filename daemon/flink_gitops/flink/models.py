@@ -88,6 +88,13 @@ class JobOverview(FlinkModel):
     start_time: int = Field(-1, alias="start-time")
     end_time: int = Field(-1, alias="end-time")
     last_modification: int | None = Field(None, alias="last-modification")
+    #: task counts by state, and "total".
+    tasks: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def total_tasks(self) -> int | None:
+        total = self.tasks.get("total")
+        return total if isinstance(total, int) else None
 
 
 class JobsOverview(FlinkModel):

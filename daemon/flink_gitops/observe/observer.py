@@ -36,7 +36,7 @@ def observe_cluster(name: str, client: Observable) -> ClusterView:
         overview = client.jobs_overview()
     except FlinkGitOpsError as exc:
         return ClusterView.unreachable(name, f"{type(exc).__name__}: {exc}")
-    jobs = {j.jid: ObservedJob(j.jid, j.name, j.state, j.start_time) for j in overview.jobs}
+    jobs = {j.jid: ObservedJob(j.jid, j.name, j.state, j.start_time, j.total_tasks) for j in overview.jobs}
     return ClusterView(name, True, jobs)
 
 

@@ -25,6 +25,8 @@ class ObservedJob:
     state: str
     #: epoch milliseconds, -1 when Flink gives none.
     start_time: int = -1
+    #: the job's total task count (the sum of its vertices' parallelism); None when not given.
+    tasks: int | None = None
 
     @property
     def terminal(self) -> bool:

@@ -132,6 +132,68 @@ class ActionKind(enum.StrEnum):
     PRUNE = "prune"
     #: finish an operation that a crash left open, from its last recorded step.
     RESUME_OPERATION = "resume-operation"
+    #: run the job again after it FAILED, vanished or was ended by hand (a heal): from its newest
+    #: savepoint or retained checkpoint; or, when it still runs but drifted (rescaled, another
+    #: program), end it by upgradeMode and run the spec from its state. Counts against the budget.
+    RECOVER = "recover"
+    #: the restart budget is spent: record the job FAILED with Flink's cause; no retry until the
+    #: spec changes or ``flink-gitops restart JOB``. Reads Flink, changes nothing there.
+    GIVE_UP = "give-up"
+
+
+class DriftKind(enum.StrEnum):
+    """How the live job differs from what was deployed (see ``plan.health``)."""
+
+    #: ended by hand: CANCELED, or a streaming job FINISHED (stopped with a savepoint).
+    CANCELLED = "cancelled"
+    #: Flink gave up on it (FAILED).
+    FAILED = "failed"
+    #: gone from the cluster (a JobManager restarted without HA): 404, not in /jobs/overview.
+    MISSING = "missing"
+    #: running with another task count than deployed (rescaled by hand).
+    RESCALED = "rescaled"
+    #: running under our job id with another job name (another program or entry class).
+    CHANGED = "changed"
+    #: recorded suspended, yet a Flink job of ours runs.
+    RUNNING_WHILE_SUSPENDED = "running-while-suspended"
+
+    @property
+    def failure(self) -> bool:
+        """Failed or vanished: recovered within the restart budget, whatever the drift policy."""
+        return self in (DriftKind.FAILED, DriftKind.MISSING)
+
+
+#: what a job does about live drift: heal (redeploy, state kept), warn (report, alert), observe.
+DriftPolicy = Literal["heal", "warn", "observe"]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthPolicy:
+    """The planner's knobs for live drift and recovery (from ``settings.SyncConfig``)."""
+
+    #: the default drift policy; a job's ``spec.drift`` overrides it.
+    drift: DriftPolicy = "warn"
+    #: recoveries allowed inside ``restart_window_s``; 0 turns automatic recovery off.
+    restart_budget: int = 3
+    #: seconds.
+    restart_window_s: float = 3600.0
+    #: seconds before the 2nd recovery inside the window, doubling for each further one.
+    backoff_initial_s: float = 10.0
+    #: seconds, the longest wait between recoveries.
+    backoff_max_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class DriftChange:
+    """A job's live drift as this plan sees it, when it differs from the recorded one."""
+
+    job: str
+    cluster: str
+    #: None: the drift ended (cleared).
+    kind: DriftKind | None
+    detail: str | None
+    #: since when (the recorded time when the kind did not change).
+    since: datetime | None
 
 
 #: how the current Flink job ends before the new one runs.
@@ -144,7 +206,8 @@ class Restore:
 
     #: none (fresh), stop-savepoint (the one this action's stop takes), last-checkpoint (the current
     #: job's latest completed retained checkpoint), path (a known savepoint or checkpoint path).
-    source: Literal["none", "stop-savepoint", "last-checkpoint", "path"]
+    #: newest (the newest of the recorded history and the old job's checkpoint stats: recovery).
+    source: Literal["none", "stop-savepoint", "last-checkpoint", "path", "newest"]
     path: str | None = None
 
     def __str__(self) -> str:
@@ -176,6 +239,8 @@ class Action:
     new_life: bool = False
     #: RESUME_OPERATION: the operation to resume.
     operation_id: str | None = None
+    #: RECOVER / GIVE_UP: the live drift that led to it.
+    drift: DriftKind | None = None
 
     @property
     def clusters(self) -> frozenset[str]:
@@ -215,6 +280,10 @@ class JobReport:
     cluster: str | None
     status: Status
     reason: str
+    #: the live drift seen now, if any (also while it is healed or recovered).
+    drift: DriftKind | None = None
+    #: since when that drift is seen.
+    drift_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +296,8 @@ class Plan:
     unmanaged: tuple[tuple[str, ObservedJob], ...] = ()
     #: clusters that could not be observed, with the reason.
     unreachable: Mapping[str, str] = field(default_factory=dict)
+    #: jobs whose live drift started, changed or ended in this plan (the cycle records them).
+    drift_changes: tuple[DriftChange, ...] = ()
 
     @property
     def in_sync(self) -> bool:

@@ -17,7 +17,9 @@ the order they are checked for each job (first match wins):
 8. the change class (``specs.changes``) of last reconciled → desired picks the
    action: STATE suspend/resume, REDEPLOY nonces, UPGRADE/SCALE by upgradeMode,
    SAVEPOINT nonces, IGNORE → record only; no change → in sync unless the live
-   job disagrees (DRIFT, reported; healing is the next stage's).
+   job disagrees with what was deployed: ``plan.health`` decides (recover a
+   failed or vanished job within the restart budget; heal, warn or observe a
+   change made by hand).
 
 Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 ``specs.changes`` (change classes), ``execute`` (carries the actions out).
@@ -31,10 +33,14 @@ from typing import Protocol
 
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.view import ClusterView, ObservedJob
+from flink_gitops.plan import health as live_health
 from flink_gitops.plan.model import (
     FRESH,
     Action,
     ActionKind,
+    DriftChange,
+    DriftKind,
+    HealthPolicy,
     JobReport,
     Plan,
     RecordedJob,
@@ -46,6 +52,7 @@ from flink_gitops.specs.changes import ChangeSet, classify
 from flink_gitops.specs.loader import DesiredJob, DesiredState, InvalidJob
 from flink_gitops.specs.model import Change
 
+_DEFAULT_HEALTH = HealthPolicy()
 _REDEPLOY_NONCE = "spec.job.savepointRedeployNonce"
 _RESTART_NONCE = "spec.job.restartNonce"
 _CHECKPOINT_NONCE = "spec.job.checkpointTriggerNonce"
@@ -61,25 +68,92 @@ def plan(
     only: Iterable[str] | None = None,
     prune: bool = False,
     max_prune_fraction: float = 1.0,
+    health: HealthPolicy = _DEFAULT_HEALTH,
 ) -> Plan:
     """Decide what to do for every job (or only the named ones); see the module docstring."""
     names = set(desired.jobs) | set(recorded)
     if only is not None:
         names &= set(only)
     pruning = _prune_policy(desired, recorded, prune, max_prune_fraction)
+    unmanaged = _unmanaged(observed, recorded.values())
+    ctx = _Live(now, health, _names_by_cluster(unmanaged))
     actions: list[Action] = []
     reports: dict[str, JobReport] = {}
     for name in sorted(names):
         rec = recorded.get(name)
         may_prune = rec is not None and desired.may_prune(name, rec.file)
-        result = _plan_job(name, desired.jobs.get(name), rec, observed, now, pruning if may_prune else "kept")
+        result = _plan_job(
+            name, desired.jobs.get(name), rec, observed, now, pruning if may_prune else "kept", ctx
+        )
         if isinstance(result, Action):
             actions.append(result)
-            reports[name] = JobReport(name, result.cluster, Status.PENDING, result.reason)
+            reports[name] = JobReport(
+                name,
+                result.cluster,
+                Status.PENDING,
+                result.reason,
+                drift=result.drift,
+                drift_since=_since(rec, result.drift, now),
+            )
         else:
             reports[name] = result
     unreachable = {c: v.error or "unreachable" for c, v in sorted(observed.items()) if not v.reachable}
-    return Plan(tuple(actions), reports, _unmanaged(observed, recorded.values()), unreachable)
+    return Plan(tuple(actions), reports, unmanaged, unreachable, _drift_changes(reports, recorded, actions))
+
+
+class _Live:
+    """What the live-drift rules need beyond one job: the time, the policy, unmanaged job names."""
+
+    __slots__ = ("health", "now", "unmanaged")
+
+    def __init__(self, now: datetime, health: HealthPolicy, unmanaged: Mapping[str, frozenset[str]]) -> None:
+        self.now = now
+        self.health = health
+        self.unmanaged = unmanaged
+
+
+def _names_by_cluster(unmanaged: tuple[tuple[str, ObservedJob], ...]) -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for cluster, job in unmanaged:
+        out.setdefault(cluster, set()).add(job.name)
+    return {c: frozenset(n) for c, n in out.items()}
+
+
+def _since(rec: RecordedJob | None, kind: object, now: datetime) -> datetime | None:
+    if kind is None:
+        return None
+    if rec is not None and rec.drift_kind == getattr(kind, "value", None) and rec.drift_since is not None:
+        return rec.drift_since
+    return now
+
+
+#: statuses for which the live job was compared with the record (so "no drift" is known).
+_COMPARED = frozenset({Status.IN_SYNC, Status.DRIFT})
+
+
+def _drift_changes(
+    reports: Mapping[str, JobReport], recorded: Mapping[str, RecordedJob], actions: list[Action]
+) -> tuple[DriftChange, ...]:
+    """Jobs whose live drift differs from the recorded one (started, changed kind, or ended)."""
+    acted = {a.job: a for a in actions}
+    out: list[DriftChange] = []
+    for name, report in sorted(reports.items()):
+        rec = recorded.get(name)
+        if rec is None:
+            continue
+        action = acted.get(name)
+        compared = report.status in _COMPARED or report.drift is not None
+        if action is not None and action.drift is None:
+            compared = False  # another action (spec change, resume): the drift is settled by it
+        if not compared:
+            continue
+        kind = report.drift.value if report.drift is not None else None
+        if kind == rec.drift_kind:
+            continue
+        out.append(
+            DriftChange(name, report.cluster or rec.cluster, report.drift, report.reason, report.drift_since)
+        )
+    return tuple(out)
 
 
 def _prune_policy(
@@ -130,7 +204,9 @@ def _plan_job(
     observed: Mapping[str, ClusterView],
     now: datetime,
     pruning: str | None = "prune is off",
+    ctx: _Live | None = None,
 ) -> Action | JobReport:
+    ctx = ctx or _Live(now, _DEFAULT_HEALTH, {})
     live = rec is not None and rec.lifecycle is not JobLifecycle.DELETED
     target = want.spec.spec.cluster if isinstance(want, DesiredJob) else None
     current = rec.cluster if rec is not None and (live or rec.open_operation is not None) else None
@@ -170,7 +246,7 @@ def _plan_job(
         return JobReport(
             name, target, Status.FAILED, f"spec {want.spec_hash[:12]} failed before: {rec.last_error}"
         )
-    return _change(name, want, rec, observed)
+    return _change(name, want, rec, observed, ctx)
 
 
 def _removed(
@@ -226,7 +302,7 @@ def _alive(rec: RecordedJob, observed: Mapping[str, ClusterView]) -> ObservedJob
 
 
 def _change(
-    name: str, want: DesiredJob, rec: RecordedJob, observed: Mapping[str, ClusterView]
+    name: str, want: DesiredJob, rec: RecordedJob, observed: Mapping[str, ClusterView], ctx: _Live
 ) -> Action | JobReport:
     assert rec.reconciled is not None
     if want.spec_hash == rec.reconciled.hash and want.full_digest == rec.reconciled.full_digest:
@@ -256,7 +332,7 @@ def _change(
         if job.state == "suspended":
             if diff.changed:
                 return act(ActionKind.RECORD, f"suspended; recorded {_fields(diff)} for the resume")
-            return _in_sync(name, target, rec, observed, batch=want.spec.spec.mode == "batch")
+            return _in_sync(name, want, rec, observed, ctx)
         if job.upgradeMode == "stateless" or rec.savepoint is None:
             if job.upgradeMode != "stateless":
                 return JobReport(
@@ -266,8 +342,7 @@ def _change(
         return act(ActionKind.RESUME, f"resume from {rec.savepoint}", restore=Restore("path", rec.savepoint))
 
     if not diff.changed:
-        mode, schedule = want.spec.spec.mode, want.spec.spec.schedule
-        return _in_sync(name, target, rec, observed, batch=mode == "batch", scheduled=schedule)
+        return _in_sync(name, want, rec, observed, ctx)
 
     if job.state == "suspended":
         stop: StopHow = "cancel" if job.upgradeMode == "stateless" else "savepoint"
@@ -341,18 +416,10 @@ def _upgrade(
         return act(
             ActionKind.UPGRADE, f"{why} from the last checkpoint", "cancel", Restore("last-checkpoint")
         )
-    # No live job to take state from: the newest recorded savepoint or retained checkpoint, never a guess.
-    if rec.savepoint is None:
-        return JobReport(
-            name,
-            target,
-            Status.REFUSED,
-            f"{why}: the job is not running and no savepoint of it is recorded; nothing to restore from",
-        )
+    # No live job to take state from: the newest of its recorded savepoints and retained checkpoints
+    # and the old job's checkpoint stats (the executor looks, and refuses when there is none).
     return act(
-        ActionKind.UPGRADE,
-        f"{why} from {rec.savepoint} (job not running)",
-        restore=Restore("path", rec.savepoint),
+        ActionKind.UPGRADE, f"{why} from its newest state (job not running)", restore=Restore("newest")
     )
 
 
@@ -363,30 +430,32 @@ def _fields(diff: ChangeSet) -> str:
 
 
 def _in_sync(
-    name: str,
-    target: str,
-    rec: RecordedJob,
-    observed: Mapping[str, ClusterView],
-    *,
-    batch: bool,
-    scheduled: str | None = None,
-) -> JobReport:
+    name: str, want: DesiredJob, rec: RecordedJob, observed: Mapping[str, ClusterView], ctx: _Live
+) -> Action | JobReport:
+    """No spec change: in sync, unless the live job drifted (then ``plan.health`` decides)."""
+    target = want.spec.spec.cluster
+    batch, scheduled = want.spec.spec.mode == "batch", want.spec.spec.schedule
     if rec.lifecycle is JobLifecycle.SUSPENDED:
         live = _alive(rec, observed)
         if live is not None:
-            return JobReport(name, target, Status.DRIFT, f"suspended, but job {live.job_id} is {live.state}")
+            kind = DriftKind.RUNNING_WHILE_SUSPENDED
+            why = f"suspended, but job {live.job_id} is {live.state}"
+            return live_health.assess(
+                name, want, rec, live, (kind, why), ctx.now, ctx.health, ctx.unmanaged.get(rec.cluster, ())
+            )
         return JobReport(name, target, Status.IN_SYNC, "suspended")
     if rec.flink_job_id is None:
         if scheduled is not None:
             return JobReport(name, target, Status.IN_SYNC, f"scheduled ({scheduled}, UTC); not running now")
         return JobReport(name, target, Status.DRIFT, "no Flink job is recorded for it")
     seen = observed[rec.cluster].jobs.get(rec.flink_job_id)
-    if seen is None:
-        return JobReport(name, target, Status.DRIFT, f"job {rec.flink_job_id} is missing from the cluster")
+    drift = live_health.drift_of(rec, seen, batch=batch)
+    if drift is not None:
+        unmanaged = ctx.unmanaged.get(rec.cluster, frozenset())
+        return live_health.assess(name, want, rec, seen, drift, ctx.now, ctx.health, unmanaged)
+    assert seen is not None
     if seen.state == "FINISHED" and batch:
         return JobReport(name, target, Status.IN_SYNC, "batch job finished")
-    if seen.terminal:
-        return JobReport(name, target, Status.DRIFT, f"job {seen.job_id} is {seen.state}")
     if rec.lifecycle is JobLifecycle.ROLLED_BACK:
         return JobReport(name, target, Status.IN_SYNC, f"rolled back; running job {seen.job_id}")
     return JobReport(name, target, Status.IN_SYNC, f"running job {seen.job_id} ({seen.state.lower()})")

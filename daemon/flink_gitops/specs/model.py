@@ -291,6 +291,8 @@ class FlinkJobSpec(_Model):
     #: 5-field cron (UTC), batch jobs only.
     schedule: Annotated[Cron | None, Change.UPGRADE] = None
     savepoints: Savepoints = Field(default_factory=Savepoints)
+    #: live drift policy (cancelled or rescaled by hand...): heal | warn | observe; None: sync.drift.
+    drift: Annotated[Literal["heal", "warn", "observe"] | None, Change.IGNORE] = None
 
     @field_validator("schedule")
     @classmethod
