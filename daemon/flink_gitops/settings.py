@@ -237,6 +237,11 @@ class SyncConfig(_Section):
     restart_budget: int = Field(3, ge=0)
     #: the window the restart budget counts in, seconds. Default 3600.
     restart_window_s: float = Field(3600.0, gt=0)
+    #: seconds between reads of a running job's checkpoint stats, recording its latest retained
+    #: checkpoint (what recovers it after a JobManager without HA lost it); default 60.
+    checkpoint_track_s: float = Field(60.0, gt=0)
+    #: at most this many such reads per cycle (the longest unread first); 0 turns tracking off; default 50.
+    checkpoint_reads_per_cycle: int = Field(50, ge=0)
 
 
 def _default_clusters() -> dict[str, ClusterConfig]:

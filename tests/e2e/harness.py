@@ -66,7 +66,13 @@ class Gitops:
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
 
     def job_yaml(
-        self, name: str, *, jar: str = "artifacts/counter.jar", cluster: str = "default", **job: Any
+        self,
+        name: str,
+        *,
+        jar: str = "artifacts/counter.jar",
+        cluster: str = "default",
+        flink_conf: dict[str, Any] | None = None,
+        **job: Any,
     ) -> str:
         out_dir = self.out / name
         args = job.pop("args", ["--out", str(out_dir), "--rate", "100", "--keys", "4"])
@@ -78,12 +84,14 @@ class Gitops:
             "upgradeMode": "savepoint",
             **job,
         }
-        doc = {
+        doc: dict[str, Any] = {
             "apiVersion": "flink-gitops/v1",
             "kind": "FlinkJob",
             "metadata": {"name": name},
             "spec": {"cluster": cluster, "job": body},
         }
+        if flink_conf:
+            doc["spec"]["flinkConfiguration"] = flink_conf
         return yaml.safe_dump(doc, sort_keys=False)
 
     def commit(self, files: dict[str, str | bytes | None], message: str = "change") -> str:

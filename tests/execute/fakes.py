@@ -27,7 +27,7 @@ from flink_gitops.flink.errors import (
     OperationFailed,
     SavepointFailed,
 )
-from flink_gitops.flink.models import CheckpointStats, JobDetails, RunRequest, RunResult
+from flink_gitops.flink.models import CheckpointStats, JobDetails, JobExceptions, RunRequest, RunResult
 
 E = TypeVar("E", FlinkNotFound, FlinkBadRequest, OperationFailed, SavepointFailed)
 
@@ -102,6 +102,14 @@ class FakeFlink:
         if j.checkpoint is not None:
             completed = {"id": 1, "trigger_timestamp": j.start_time + 1, "external_path": j.checkpoint}
         return CheckpointStats.model_validate({"latest": {"completed": completed}})
+
+    def exceptions(self, job_id: str) -> JobExceptions:
+        j = self._get(job_id)
+        if j.state != "FAILED":
+            return JobExceptions.model_validate({})
+        trace = "java.lang.RuntimeException: boom\nCaused by: java.lang.IllegalStateException: fake failure"
+        entry = {"exceptionName": "java.lang.RuntimeException", "stacktrace": trace, "timestamp": 1}
+        return JobExceptions.model_validate({"exceptionHistory": {"entries": [entry]}})
 
     def cancel(self, job_id: str) -> None:
         self.calls.append(f"cancel {job_id[:6]}")

@@ -478,6 +478,17 @@ def test_a_revision_pruning_too_many_jobs_is_refused_whole() -> None:
     assert "3 of 4" in p.reports["b"].reason
 
 
+def test_a_revision_pruning_every_job_is_refused_unless_the_fraction_is_one() -> None:
+    recorded = {n: record(spec(n), flink_job_id=f"{i:032x}") for i, n in enumerate("ab")}
+    views = {"default": view("default", *((f"{i:032x}", "RUNNING") for i in range(2)))}
+    empty = DesiredState("c", {}, (), frozenset(), {}, ())
+    p = plan(empty, views, recorded, NOW, prune=True, max_prune_fraction=0.99)
+    assert p.actions == ()
+    assert "would prune 2 of 2 jobs" in p.reports["a"].reason
+    p = plan(empty, views, recorded, NOW, prune=True, max_prune_fraction=1.0)
+    assert {a.kind for a in p.actions} == {ActionKind.PRUNE}
+
+
 def test_a_job_whose_file_broke_is_never_pruned() -> None:
     kept = record(spec(), file="jobs/orders.yaml")
     broken = DesiredState("c", {}, (), frozenset({"jobs/orders.yaml"}), {}, ())

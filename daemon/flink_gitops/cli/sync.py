@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +196,11 @@ def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], r
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 def status(ctx: click.Context, job: str | None, output: str) -> None:
-    """What the store records about every job (or one): lifecycle, Flink job, savepoint, last error."""
+    """What the store records about every job (or one): lifecycle, Flink job, drift, restarts, errors."""
     settings = settings_from(ctx)
-    with open_store(settings, clock=SystemClock()) as store:
+    clock = SystemClock()
+    window_start = clock.now() - timedelta(seconds=settings.sync.restart_window_s)
+    with open_store(settings, clock=clock) as store:
         open_ops = store.operations.open_by_job()
         rows = [j for j in store.jobs.all() if job is None or j.name == job]
         if job is not None and not rows:
@@ -219,6 +222,20 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                 "openOperation": open_ops[j.name].op_id if j.name in open_ops else None,
                 "generation": j.generation,
                 "uid": j.uid,
+                "drift": (
+                    {
+                        "kind": j.drift_kind,
+                        "since": j.drift_since.isoformat() if j.drift_since else None,
+                        "detail": j.drift_detail,
+                    }
+                    if j.drift_kind
+                    else None
+                ),
+                "restarts": {
+                    "inWindow": sum(1 for t in j.restarts if t > window_start),
+                    "budget": settings.sync.restart_budget,
+                    "windowS": settings.sync.restart_window_s,
+                },
             }
             for j in rows
         ]
@@ -226,9 +243,21 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("job", "cluster", "lifecycle", "flink job", "savepoint", "last error"):
+    for column in (
+        "job",
+        "cluster",
+        "lifecycle",
+        "flink job",
+        "drift",
+        "restarts",
+        "savepoint",
+        "last error",
+    ):
         table.add_column(column)
     for d in data:
+        drift = d["drift"]
+        since = (drift["since"] or "")[:19].replace("T", " ") if drift else ""
+        restarts = d["restarts"]
         table.add_row(
             *map(
                 _text,
@@ -237,6 +266,8 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                     d["cluster"],
                     d["lifecycle"] + (" (op open)" if d["openOperation"] else ""),
                     d["flinkJobId"] or "-",
+                    f"{drift['kind']} since {since}" if drift else "-",
+                    f"{restarts['inWindow']}/{restarts['budget']}",
                     d["savepoint"] or "-",
                     (d["lastError"] or "")[:120],
                 ),

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from loguru import logger
@@ -35,10 +35,23 @@ from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
 from flink_gitops.flink.ids import job_id_for, new_trigger_id
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.observer import Observable, observe
-from flink_gitops.plan.model import Action, ActionKind, Plan, RecordedJob, Status
+from flink_gitops.observe.view import ClusterView
+from flink_gitops.plan.health import window_restarts
+from flink_gitops.plan.model import Action, ActionKind, HealthPolicy, Plan, RecordedJob, Status
 from flink_gitops.plan.planner import plan
 from flink_gitops.record.audit import AuditError, AuditEvent, AuditOutcomeMissing, AuditTrail
-from flink_gitops.record.store import KEEP, JobUpdate, Lease, OperationState, Store, cluster_lease
+from flink_gitops.record.store import (
+    KEEP,
+    JobRecord,
+    JobUpdate,
+    Lease,
+    NewSavepoint,
+    OperationState,
+    SnapshotKind,
+    SnapshotOrigin,
+    Store,
+    cluster_lease,
+)
 from flink_gitops.settings import Settings
 from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import DesiredState
@@ -203,6 +216,8 @@ class Reconciler:
             savepoint_dir=sync.savepoint_dir,
         )
         self._last_renew: dict[str, float] = {}
+        #: Flink job id -> (monotonic time its checkpoint stats were last read, the path seen then).
+        self._tracked: dict[str, tuple[float, str | None]] = {}
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -291,17 +306,35 @@ class Reconciler:
         rows.update(self.store.jobs.get_many(stale))
         return {name: recorded_job(j, open_ops.get(name)) for name, j in rows.items()}
 
+    def health(self) -> HealthPolicy:
+        sync = self.settings.sync
+        return HealthPolicy(
+            drift=sync.drift,
+            restart_budget=sync.restart_budget,
+            restart_window_s=sync.restart_window_s,
+            backoff_initial_s=sync.backoff_initial_s,
+            backoff_max_s=sync.backoff_max_s,
+        )
+
     def plan(self, revision: Revision, *, only: list[str] | None = None) -> Plan:
+        return self._plan(revision, only)[0]
+
+    def _plan(
+        self, revision: Revision, only: list[str] | None
+    ) -> tuple[Plan, dict[str, ClusterView], dict[str, RecordedJob]]:
         observed = observe(self.clients)
-        return plan(
+        recorded = self.recorded(revision.desired)
+        the_plan = plan(
             revision.desired,
             observed,
-            self.recorded(revision.desired),
+            recorded,
             self.clock.now(),
             only=only,
             prune=self.settings.sync.prune,
             max_prune_fraction=self.settings.sync.max_prune_fraction,
+            health=self.health(),
         )
+        return the_plan, observed, recorded
 
     def cycle(
         self,
@@ -315,15 +348,23 @@ class Reconciler:
         """One pass; never raises for a job's failure (each is in the result), only for the store."""
         started_at = self.clock.now()
         t0 = time.perf_counter()
-        the_plan = self.plan(revision, only=only)
+        the_plan, observed, recorded = self._plan(revision, only)
         result = CycleResult(
             revision.commit, the_plan, dry_run=dry_run, spec_errors=len(revision.desired.errors)
         )
         if tree is not None:
             self.jars.use_tree(tree)
-        if not dry_run and the_plan.actions:
-            refused = self._lead({c for a in the_plan.actions for c in a.clusters})
-            for action in the_plan.actions:
+        track = [] if dry_run else self._due_for_tracking(the_plan, observed, recorded)
+        leading = {c for a in the_plan.actions for c in a.clusters}
+        leading |= {d.cluster for d in the_plan.drift_changes} | {rec.cluster for rec in track}
+        if not dry_run and leading:
+            refused = self._lead(leading)
+            try:
+                self._record_drift(the_plan, revision, refused)
+            except AuditError as exc:
+                result.aborted = f"audit trail unavailable: {exc}"
+                logger.error("audit unavailable: no actions this cycle: {}", exc)
+            for action in () if result.aborted else the_plan.actions:
                 blocked = [refused[c] for c in sorted(action.clusters) if c in refused]
                 if blocked:
                     result.results[action.job] = ActionResult(
@@ -342,6 +383,8 @@ class Reconciler:
                     )
                     logger.error("audit unavailable: no further actions this cycle: {}", exc)
                     break
+            if not result.aborted:
+                self._track_checkpoints([r for r in track if r.cluster not in refused])
         result.duration_s = time.perf_counter() - t0
         logger.info(result.summary())
         if dry_run:
@@ -432,6 +475,12 @@ class Reconciler:
             elif job.deleted:
                 uow.jobs.new_life(action.job, action.cluster, file=file)
             job = uow.jobs.next_generation(action.job, by=2)
+            extra: dict[str, Any] = {}
+            if action.kind is ActionKind.RECOVER:
+                window = window_restarts(recorded_job(job, None), self.clock.now(), self.health())
+                job = uow.jobs.update(action.job, JobUpdate(restarts=(*window, self.clock.now())))
+                if action.restore.source == "newest":
+                    extra["candidates"] = self._candidates(job)
             ids: dict[str, Any] = {
                 "cluster": action.cluster,
                 "from_cluster": action.from_cluster or action.cluster,
@@ -446,9 +495,139 @@ class Reconciler:
                 "spec": spec,
                 "stable": job.last_stable.spec if job.last_stable is not None else None,
                 "savepoint_before": job.savepoint,
+                **extra,
             }
             record = uow.operations.begin(action.job, action.kind.value, ids, cluster=action.cluster)
         return Operation(record.op_id, action.kind, action.job, dict(ids))
+
+    def restart(self, name: str) -> JobRecord:
+        """``flink-gitops restart JOB``: forget a given-up job's failure (its failed spec hash, the
+        restarts in the window, the backoff) so the next cycle recovers or retries it; audited."""
+        job = self.store.jobs.get(name)
+        if job is None or job.deleted:
+            raise PermanentError(f"no job named {quote(name)} is recorded")
+        refused = self._lead({job.cluster})
+        if refused:
+            raise PermanentError(refused[job.cluster])
+        event = AuditEvent(
+            action="job.restart",
+            actor=self.actor,
+            job=name,
+            cluster=job.cluster,
+            job_id_before=job.flink_job_id,
+            details={
+                "failed_hash": job.failed_hash or "",
+                "restarts_in_window": len(job.restarts),
+                "last_error": (job.last_error or "")[:500],
+            },
+        )
+        lease = self.leases[job.cluster]
+        with (
+            self.audit.guard(event),
+            self.store.unit(epoch=lease.epoch, lease=cluster_lease(job.cluster)) as uow,
+        ):
+            return uow.jobs.update(
+                name, JobUpdate(failed_hash=None, restarts=(), next_attempt_at=None, attempts=0)
+            )
+
+    def _candidates(self, job: JobRecord) -> list[dict[str, Any]]:
+        """RECOVER: the job's recorded states (current savepoint, retained checkpoints of this life)."""
+        out: list[dict[str, Any]] = []
+        if job.savepoint:
+            at = job.savepoint_at or job.updated_at
+            out.append({"path": job.savepoint, "at_ms": int(at.timestamp() * 1000)})
+        for sp in self.store.snapshots.history(job.name, uid=job.uid, limit=20):
+            out.append({"path": sp.path, "at_ms": int(sp.created_at.timestamp() * 1000)})
+        return out
+
+    # --- live drift and checkpoint tracking ----------------------------------------------------
+
+    def _record_drift(self, the_plan: Plan, revision: Revision, refused: Mapping[str, str]) -> None:
+        """Write each job's drift as this plan sees it (started, changed or ended), audited first."""
+        for change in the_plan.drift_changes:
+            if change.cluster in refused or change.cluster not in self.leases:
+                continue
+            kind = change.kind.value if change.kind is not None else None
+            if kind is not None:
+                logger.warning("job {}: live drift {}: {}", change.job, kind, change.detail)
+            else:
+                logger.info("job {}: live drift ended", change.job)
+            event = AuditEvent(
+                action="job.drift" if kind is not None else "job.drift-ended",
+                actor=self.actor,
+                job=change.job,
+                cluster=change.cluster,
+                git_commit=revision.commit,
+                details={"kind": kind or "", "detail": (change.detail or "")[:500]},
+            )
+            lease = self.leases[change.cluster]
+            with (
+                self.audit.guard(event),
+                self.store.unit(epoch=lease.epoch, lease=cluster_lease(change.cluster)) as uow,
+            ):
+                uow.jobs.update(
+                    change.job,
+                    JobUpdate(drift_kind=kind, drift_since=change.since, drift_detail=change.detail),
+                )
+
+    def _due_for_tracking(
+        self, the_plan: Plan, observed: Mapping[str, ClusterView], recorded: Mapping[str, RecordedJob]
+    ) -> list[RecordedJob]:
+        """Running, in-sync jobs whose retained checkpoint was not read for ``checkpoint_track_s``
+        (at most ``checkpoint_reads_per_cycle``, the longest unread first)."""
+        sync = self.settings.sync
+        if sync.checkpoint_reads_per_cycle == 0:
+            return []
+        now = self.clock.monotonic()
+        due: list[tuple[float, RecordedJob]] = []
+        for name, report in the_plan.reports.items():
+            rec = recorded.get(name)
+            if report.status is not Status.IN_SYNC or rec is None or rec.flink_job_id is None:
+                continue
+            view = observed.get(rec.cluster)
+            seen = view.jobs.get(rec.flink_job_id) if view is not None else None
+            if seen is None or seen.state != "RUNNING":
+                continue
+            last = self._tracked.get(rec.flink_job_id)
+            if last is None or now - last[0] >= sync.checkpoint_track_s:
+                due.append((last[0] if last is not None else float("-inf"), rec))
+        due.sort(key=lambda item: (item[0], item[1].name))
+        return [rec for _, rec in due[: sync.checkpoint_reads_per_cycle]]
+
+    def _track_checkpoints(self, jobs: list[RecordedJob]) -> None:
+        """Record each job's latest completed checkpoint (what a recovery restores after its
+        JobManager lost it): read from Flink's checkpoint stats for that job id, never from disk."""
+        for rec in jobs:
+            assert rec.flink_job_id is not None
+            job_id = rec.flink_job_id
+            previous = self._tracked.get(job_id)
+            try:
+                stats = self.clients[rec.cluster].checkpoints(job_id)
+            except FlinkGitOpsError as exc:
+                logger.debug("job {}: checkpoint stats not read: {}", rec.name, exc)
+                continue
+            path, at_ms = stats.latest_completed_path, stats.latest_completed_at_ms
+            self._tracked[job_id] = (self.clock.monotonic(), path)
+            if not path or (previous is not None and previous[1] == path) or rec.cluster not in self.leases:
+                continue
+            when = datetime.fromtimestamp(at_ms / 1000, UTC) if at_ms else self.clock.now()
+            lease = self.leases[rec.cluster]
+            try:
+                self.store.snapshots.record(
+                    NewSavepoint(
+                        rec.name,
+                        path,
+                        SnapshotKind.CHECKPOINT,
+                        SnapshotOrigin.RETAINED,
+                        flink_job_id=job_id,
+                        created_at=when,
+                        make_current=False,
+                    ),
+                    epoch=lease.epoch,
+                    lease=cluster_lease(rec.cluster),
+                )
+            except FlinkGitOpsError as exc:
+                logger.warning("job {}: checkpoint {} not recorded: {}", rec.name, path, exc)
 
     def manual_savepoint(self, name: str) -> str:
         """``flink-gitops savepoint JOB``: a savepoint of the running job now; its location."""

@@ -28,4 +28,12 @@ class RestoreRefused(PermanentError):
 
 
 class DeployFailed(PermanentError):
-    """The new job could not be started or did not become stable; rolled back where a stable spec exists."""
+    """The new job could not be started or did not become stable; rolled back where a stable spec exists.
+
+    ``started``: Flink accepted the job and it failed afterwards (a runtime failure, recovered within
+    the restart budget); False: Flink refused to run it (not retried until the spec changes).
+    """
+
+    def __init__(self, message: str, *, started: bool = False) -> None:
+        super().__init__(message)
+        self.started = started

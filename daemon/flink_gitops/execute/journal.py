@@ -162,6 +162,11 @@ def _specs(job: JobOutcome) -> dict[str, Any]:
         out["last_stable"] = spec_record(job.stable)
     if job.savepoint is not None:
         out["savepoint"] = job.savepoint
+    if job.fingerprint is not None:
+        out["fingerprint"] = job.fingerprint
+        if job.lifecycle.runs_a_job:
+            # a job was started as the spec says: whatever drift led here has ended
+            out.update(drift_kind=None, drift_since=None, drift_detail=None)
     return out
 
 

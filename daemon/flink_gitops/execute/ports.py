@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from flink_gitops.flink.models import CheckpointStats, JobDetails, RunRequest, RunResult
+from flink_gitops.flink.models import CheckpointStats, JobDetails, JobExceptions, RunRequest, RunResult
 from flink_gitops.lifecycle import JobLifecycle
 
 
@@ -30,6 +30,8 @@ class FlinkPort(Protocol):
     def find_job(self, job_id: str) -> JobDetails | None: ...
 
     def checkpoints(self, job_id: str) -> CheckpointStats: ...
+
+    def exceptions(self, job_id: str) -> JobExceptions: ...
 
     def cancel(self, job_id: str) -> None: ...
 
@@ -80,6 +82,8 @@ class JobOutcome:
     savepoint: str | None = None
     failed_hash: str | None = None
     error: str | None = None
+    #: what was deployed, when this operation started a job (the live-drift fingerprint).
+    fingerprint: dict[str, Any] | None = None
 
 
 class Journal(Protocol):

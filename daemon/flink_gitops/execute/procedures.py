@@ -13,7 +13,13 @@ savepoint file", no "first RUNNING job"):
   job id derived from the job's uid and a reserved generation; on resume a job
   with that id is adopted, and a DuplicateJobId is ours by construction;
 - wait until every task runs, then until stable (a completed checkpoint after
-  the start, or the stability window on the injected clock);
+  the start, or the stability window on the injected clock); the job's name and
+  task count are recorded then, the fingerprint live drift is checked against;
+- recover (RECOVER from a failed or vanished job): ``restore-chosen`` records the
+  newest of the recorded history (handed in with the intent) and the old job's
+  checkpoint stats, verified, before the start; none at all is refused unless
+  Flink shows the old job never completed a checkpoint;
+- give up (GIVE_UP): Flink's cause from ``/jobs/:id/exceptions``, recorded FAILED;
 - finish: the outcome, the job's status and the new savepoint in one write.
 
 In savepoint mode a job is never cancelled without a savepoint: a stop that
@@ -26,6 +32,8 @@ Neighbours: ``execute.ports`` (Flink and journal), ``execute.operation``,
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +43,7 @@ from urllib.parse import unquote, urlparse
 from loguru import logger
 
 from flink_gitops.clock import Clock
-from flink_gitops.errors import PermanentError, TemporaryError
+from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
 from flink_gitops.execute.errors import DeployFailed, LeaseLost, RestoreRefused, StopFailed, Unsettled
 from flink_gitops.execute.failpoints import failpoint
 from flink_gitops.execute.operation import Operation
@@ -205,6 +213,8 @@ class Procedures:
             return self._savepoint(op, spec)
         if op.kind is ActionKind.CHECKPOINT:
             raise PermanentError("checkpointTriggerNonce is not supported yet: use savepointTriggerNonce")
+        if op.kind is ActionKind.GIVE_UP:
+            return self._give_up(op, spec)
         if op.kind is ActionKind.PRUNE:
             location = self._end_current(op)
             outcome = JobOutcome(
@@ -394,10 +404,12 @@ class Procedures:
         try:
             details = self._wait_running(target, job_id)
         except OperationFailed as exc:
-            raise DeployFailed(f"job {job_id} did not start: {exc}") from exc
+            raise DeployFailed(
+                f"job {job_id} did not start: {self._cause(target, job_id, exc)}", started=True
+            ) from exc
         except FlinkStillRunning as exc:
             raise DeployFailed(
-                f"job {job_id} not running within {self.timeouts.readiness_s:g} s: {exc}"
+                f"job {job_id} not running within {self.timeouts.readiness_s:g} s: {exc}", started=True
             ) from exc
         started = details.start_time
         deadline = self.clock.monotonic() + self.timeouts.stability_s
@@ -405,14 +417,18 @@ class Procedures:
             self._guard()
             state = target.job(job_id).state
             if state != "RUNNING":
-                raise DeployFailed(f"job {job_id} became {state} before it was stable")
+                why = self._cause(target, job_id, None)
+                raise DeployFailed(f"job {job_id} became {state} before it was stable: {why}", started=True)
             completed = target.checkpoints(job_id).latest.completed
             if completed is not None and (completed.trigger_timestamp or 0) >= started > 0:
                 break
             if self.clock.monotonic() >= deadline:
                 break
             self.clock.sleep(POLL_S)
-        op.record(self.journal, f"stable:{key}")
+        tasks = sum(v.parallelism for v in details.vertices)
+        op.record(
+            self.journal, f"stable:{key}", **{f"deployed:{key}": {"name": details.name, "tasks": tasks}}
+        )
 
     # --- procedures ----------------------------------------------------------------------------
 
@@ -422,11 +438,14 @@ class Procedures:
             self.jars.path_for(spec)  # a missing or wrong jar is refused before the old job is touched
         location = self._end_current(op)
         restore = op.ids.get("restore", "none")
-        state = {
-            "stop-savepoint": location,
-            "last-checkpoint": location,
-            "path": op.ids.get("restore_path"),
-        }.get(restore)
+        if restore == "newest":
+            state = self._newest(op)
+        else:
+            state = {
+                "stop-savepoint": location,
+                "last-checkpoint": location,
+                "path": op.ids.get("restore_path"),
+            }.get(restore)
         try:
             if not op.has("stable:job_id"):
                 self._start(op, "job_id", spec, state)
@@ -440,14 +459,31 @@ class Procedures:
             reconciled=spec.to_record(),
             stable=spec.to_record(),
             savepoint=state or op.ids.get("savepoint_before"),
+            fingerprint=self._fingerprint(op, "job_id", spec),
         )
         origin = "upgrade" if location else None
         return self._finish(op, True, outcome, (location, origin) if location and origin else None)
 
     def _roll_back(self, op: Operation, spec: RunSpec, state: str | None, cause: DeployFailed) -> JobOutcome:
+        stable = op.ids.get("stable")
+        if cause.started and (op.kind is ActionKind.RECOVER or stable is None):
+            # A runtime failure of a job Flink accepted, with nothing else to roll back to: recorded
+            # FAILED with that job (its exceptions and checkpoints stay readable), not the spec
+            # marked failed: recovery retries it within the restart budget.
+            logger.error("job {}: {}", op.job, cause)
+            failed = op.str_id("job_id")
+            outcome = JobOutcome(
+                JobLifecycle.FAILED,
+                failed,
+                op.ids["cluster"],
+                reconciled=spec.to_record(),
+                savepoint=state or op.ids.get("savepoint_before"),
+                error=str(cause),
+                fingerprint={"job_id": failed},
+            )
+            return self._finish(op, False, outcome, None)
         logger.error("job {}: {}; rolling back", op.job, cause)
         self._end_failed(op, "job_id")
-        stable = op.ids.get("stable")
         if stable is None:
             return self._finish(
                 op,
@@ -483,6 +519,88 @@ class Procedures:
             savepoint=state,
             failed_hash=spec.hash,
             error=str(cause),
+            fingerprint=self._fingerprint(op, "rollback_job_id", good),
+        )
+        return self._finish(op, False, outcome, None)
+
+    def _fingerprint(self, op: Operation, key: str, spec: RunSpec) -> dict[str, Any]:
+        """What was deployed as ``op.ids[key]``: compared each cycle with what runs (``plan.health``)."""
+        job = spec.job.spec.job
+        deployed = op.ids.get(f"deployed:{key}") or {}
+        conf = json.dumps(dict(spec.job.spec.flinkConfiguration), sort_keys=True, separators=(",", ":"))
+        return {
+            "job_id": op.str_id(key),
+            "name": deployed.get("name"),
+            "tasks": deployed.get("tasks"),
+            "jar_digest": spec.jar_digest,
+            "entry_class": job.entryClass,
+            "args": list(job.args),
+            "parallelism": job.parallelism,
+            "config_sha256": hashlib.sha256(conf.encode()).hexdigest(),
+        }
+
+    def _cause(self, target: FlinkPort, job_id: str, exc: Exception | None) -> str:
+        """Flink's root cause of a job's failure (``/jobs/:id/exceptions``), else the error we have."""
+        try:
+            cause = target.exceptions(job_id).root_cause()
+        except FlinkGitOpsError:
+            cause = None
+        return cause or (str(exc) if exc is not None else "no cause given by Flink")
+
+    def _newest(self, op: Operation) -> str | None:
+        """RECOVER: the newest state of the job, chosen once and recorded (``restore-chosen``)."""
+        if op.has("restore-chosen"):
+            chosen = op.ids.get("state_path")
+            return chosen if isinstance(chosen, str) else None
+        candidates: list[tuple[int, str]] = []
+        for item in op.ids.get("candidates") or []:
+            if isinstance(item, dict) and isinstance(item.get("path"), str):
+                candidates.append((int(item.get("at_ms") or 0), item["path"]))
+        job_id = op.ids.get("from_job_id")
+        never_checkpointed = False
+        if isinstance(job_id, str):
+            src = self.flink[op.ids.get("from_cluster") or op.ids["cluster"]]
+            try:
+                stats = src.checkpoints(job_id)
+            except FlinkNotFound:
+                stats = None  # vanished: only the recorded history is left
+            if stats is not None:
+                for info in (stats.latest.completed, stats.latest.savepoint):
+                    if info is not None and info.external_path:
+                        at = info.latest_ack_timestamp or info.trigger_timestamp or 0
+                        candidates.append((at, info.external_path))
+                never_checkpointed = stats.counts.completed == 0 and stats.latest.savepoint is None
+        chosen = None
+        for _at, path in sorted(candidates, reverse=True):
+            if file_state_exists(path) is not False:
+                chosen = path
+                break
+        if chosen is None and not (never_checkpointed and not candidates):
+            where = f"job {job_id}" if job_id else "the job"
+            raise RestoreRefused(
+                f"no savepoint or retained checkpoint of {where} can be found (recorded or in Flink): "
+                "not started empty; set initialSavepointPath and bump savepointRedeployNonce"
+            )
+        op.record(self.journal, "restore-chosen", state_path=chosen)
+        failpoint("restore-chosen")
+        return chosen
+
+    def _give_up(self, op: Operation, spec: RunSpec) -> JobOutcome:
+        """GIVE_UP: the restart budget is spent; the job is recorded FAILED with Flink's cause."""
+        job_id = op.ids.get("from_job_id")
+        cause = "no Flink job is recorded"
+        if isinstance(job_id, str):
+            src = self.flink[op.ids.get("from_cluster") or op.ids["cluster"]]
+            try:
+                cause = src.exceptions(job_id).root_cause() or f"job {job_id} failed; Flink gives no cause"
+            except FlinkNotFound:
+                cause = f"job {job_id} vanished from the cluster"
+        outcome = JobOutcome(
+            JobLifecycle.FAILED,
+            job_id if isinstance(job_id, str) else None,
+            op.ids["cluster"],
+            failed_hash=spec.hash,
+            error=f"restart budget spent: {cause}",
         )
         return self._finish(op, False, outcome, None)
 

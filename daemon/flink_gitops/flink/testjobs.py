@@ -14,6 +14,7 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,15 @@ def build_test_jars(flink_home: Path, cache_dir: Path | None = None, src: Path =
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    for old in root.iterdir():  # builds of earlier sources
+    # Builds of other sources older than a week go (other checkouts, e.g. worktrees of branches
+    # with other test sources, build and use theirs side by side meanwhile).
+    week_ago = time.time() - 7 * 86400
+    for old in root.iterdir():
         if old != final and len(old.name) == 16 and not old.name.startswith("build-"):
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                stale = old.stat().st_mtime < week_ago
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(old, ignore_errors=True)
     return jars

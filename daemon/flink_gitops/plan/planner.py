@@ -10,7 +10,8 @@ the order they are checked for each job (first match wins):
 3. the spec is invalid in this revision → INVALID, left as it is;
 4. gone from Git → REMOVED, reported; with pruning on, PRUNE (stop with a final savepoint,
    tombstone) unless its last file is invalid now or the revision would prune more than
-   ``max_prune_fraction`` of the live jobs (then every prune is REFUSED);
+   ``max_prune_fraction`` of the live jobs (then every prune is REFUSED; so all of them
+   only when it is 1);
 5. backoff after a failure → WAITING;
 6. never deployed, or a removed job added again → DEPLOY (new life);
 7. the spec hash failed before (rolled back / refused) → FAILED until it changes;

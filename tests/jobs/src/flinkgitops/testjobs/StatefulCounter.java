@@ -26,7 +26,8 @@ import org.apache.flink.util.Collector;
  * atomically rewrites {@code <out>/counts-<subtask>.txt} with its keys' counts, the job id and the
  * write time, so tests can see that counts continue after a savepoint restore.
  *
- * <p>Arguments: --out DIR (required), --rate RECORDS_PER_S (default 200), --keys N (default 4).
+ * <p>Arguments: --out DIR (required), --rate RECORDS_PER_S (default 200), --keys N (default 4),
+ * --fail-on-start true (the counter throws when its task opens: the job starts, then FAILS).
  * The fixture builds a second jar from this source with a different COUNTER_UID.
  */
 public final class StatefulCounter {
@@ -39,6 +40,7 @@ public final class StatefulCounter {
         String out = Args.required(params, "out");
         double rate = Double.parseDouble(params.getOrDefault("rate", "200"));
         int keys = Integer.parseInt(params.getOrDefault("keys", "4"));
+        boolean failOnStart = Boolean.parseBoolean(params.getOrDefault("fail-on-start", "false"));
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         DataGeneratorSource<String> source =
@@ -50,7 +52,7 @@ public final class StatefulCounter {
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "generator")
                 .uid("generator")
                 .keyBy(new Identity())
-                .process(new Counter(out))
+                .process(new Counter(out, failOnStart))
                 .uid(COUNTER_UID)
                 .name("counter")
                 .sinkTo(new DiscardingSink<>())
@@ -88,18 +90,23 @@ public final class StatefulCounter {
         private static final long serialVersionUID = 1L;
         private static final long WRITE_EVERY_MS = 200;
         private final String out;
+        private final boolean failOnStart;
         private transient ValueState<Long> count;
         private transient Map<String, Long> seen;
         private transient long lastWrite;
         private transient int subtask;
         private transient String jobId;
 
-        Counter(String out) {
+        Counter(String out, boolean failOnStart) {
             this.out = out;
+            this.failOnStart = failOnStart;
         }
 
         @Override
         public void open(OpenContext context) throws Exception {
+            if (failOnStart) {
+                throw new IllegalStateException("flink-gitops test job: failing on start, as asked");
+            }
             count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Types.LONG));
             seen = new TreeMap<>();
             subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
