@@ -35,7 +35,7 @@ from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.record.audit import AuditTrail
 from flink_gitops.record.keys import KeyFileSource, generate_key_file
 from flink_gitops.record.store import JobUpdate, Store, cluster_lease
-from flink_gitops.settings import ClusterConfig, Settings
+from flink_gitops.settings import ClusterConfig, Settings, SyncConfig
 from flink_gitops.specs.hashing import spec_hash
 from flink_gitops.specs.loader import DesiredJob, DesiredState, JarRef
 from flink_gitops.specs.model import FlinkJob
@@ -75,11 +75,14 @@ def _spec(i: int, clusters: int) -> DesiredJob:
     )
 
 
-def _fill(size: int, clusters: int, db: Path) -> tuple[dict[str, dict[str, str]], float]:
+def _fill(
+    size: int, clusters: int, db: Path, drifted: float = 0.0
+) -> tuple[dict[str, dict[str, str]], float]:
     """Write every job as deployed and stable, as the reconciler would have (a process of its own)."""
     store = Store.from_url(f"sqlite:///{db}")
     per_cluster: dict[str, dict[str, str]] = {f"c{k}": {} for k in range(clusters)}
     t0 = time.perf_counter()
+    every = round(1 / drifted) if drifted else 0
     by_cluster: dict[str, list[DesiredJob]] = {}
     for d in (_spec(i, clusters) for i in range(size)):
         by_cluster.setdefault(d.spec.spec.cluster, []).append(d)
@@ -92,23 +95,32 @@ def _fill(size: int, clusters: int, db: Path) -> tuple[dict[str, dict[str, str]]
                 job = uow.jobs.next_generation(d.name, by=2)
                 jid = job_id_for(job.uid, job.generation - 1)
                 record = spec_record(RunSpec.of(d, "c" * 40).to_record())
+                # what the executor records once a start is stable (the fake lists jid[:8], 1 task)
+                deployed = {"job_id": jid, "name": jid[:8], "tasks": 1}
                 update = JobUpdate(
-                    state=JobLifecycle.STABLE, flink_job_id=jid, last_reconciled=record, last_stable=record
+                    state=JobLifecycle.STABLE,
+                    flink_job_id=jid,
+                    last_reconciled=record,
+                    last_stable=record,
+                    fingerprint=deployed,
                 )
                 uow.jobs.update(d.name, update)
-                per_cluster[cluster][jid] = "RUNNING"
+                index = int(d.name.rsplit("-", 1)[1])
+                # live drift: a share of the jobs were cancelled by hand
+                per_cluster[cluster][jid] = "CANCELED" if every and index % every == 0 else "RUNNING"
         store.leases.release(lease)
     store.close()
     return per_cluster, time.perf_counter() - t0
 
 
-def run(size: int, clusters: int, rounds: int, workdir: Path) -> dict[str, object]:
+def run(size: int, clusters: int, rounds: int, workdir: Path, drifted: float = 0.0) -> dict[str, object]:
+    """``drifted``: the share of jobs cancelled by hand (drift: warn, so reported, never acted on)."""
     from loguru import logger
 
     logger.remove()
     ctx = multiprocessing.get_context("spawn")
     db = workdir / "state.db"
-    per_cluster, fill_s = _in_child(_fill, size, clusters, db)
+    per_cluster, fill_s = _in_child(_fill, size, clusters, db, drifted)
     manager = ctx.Manager()
     urls_q, stop = manager.Queue(), manager.Event()
     server = ctx.Process(target=_serve, args=(per_cluster, urls_q, stop))
@@ -123,7 +135,10 @@ def run(size: int, clusters: int, rounds: int, workdir: Path) -> dict[str, objec
     )
     store = Store.from_url(f"sqlite:///{db}")
     settings = Settings(
-        state_dir=workdir / "state", clusters={c: ClusterConfig(url=u) for c, u in urls.items()}
+        state_dir=workdir / "state",
+        clusters={c: ClusterConfig(url=u) for c, u in urls.items()},
+        # the fake answers no checkpoint stats; tracking (<= 50 GETs a cycle) is the same either way
+        sync=SyncConfig(drift="warn", checkpoint_reads_per_cycle=0),
     )
     clock = SystemClock()
     generate_key_file(workdir / "audit.key")
@@ -139,8 +154,10 @@ def run(size: int, clusters: int, rounds: int, workdir: Path) -> dict[str, objec
             started = time.perf_counter()
             result = reconciler.cycle(revision)
             times.append(time.perf_counter() - started)
-            assert result.in_sync, list(result.problems().items())[:3]
             assert not result.plan.actions
+            drifting = sum(1 for r in result.plan.reports.values() if r.drift is not None)
+            assert drifting == sum(1 for i in range(size) if drifted and i % round(1 / drifted) == 0)
+            assert result.in_sync == (drifting == 0), list(result.problems().items())[:3]
     finally:
         for c in clients.values():
             c.close()
@@ -153,6 +170,9 @@ def run(size: int, clusters: int, rounds: int, workdir: Path) -> dict[str, objec
         "jobs": size,
         "clusters": clusters,
         "fill_s": round(fill_s, 2),
+        "drifted": drifted,
+        "first_cycle_s": round(times[0], 4),
+        "steady_cycle_s": round(statistics.median(times[1:] or times), 4),
         "cycle_s": {
             "min": round(min(times), 4),
             "median": round(statistics.median(times), 4),
@@ -176,9 +196,9 @@ def _serve(per_cluster: dict[str, dict[str, str]], urls: Any, stop: Any) -> None
         s.stop()
 
 
-def _one(size: int, clusters: int, rounds: int) -> dict[str, object]:
+def _one(size: int, clusters: int, rounds: int, drifted: float = 0.0) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        return run(size, clusters, rounds, Path(tmp))
+        return run(size, clusters, rounds, Path(tmp), drifted)
 
 
 def _call(out: Any, fn: Any, args: tuple[Any, ...]) -> None:
