@@ -374,6 +374,11 @@ CASES = [
     Case("status-unknown", ("status", "nope"), 2, ("no job named 'nope' is recorded",)),
     Case("history-unknown", ("history", "nope"), 2, ("no job named 'nope' is recorded",)),
     Case("savepoint-unknown", ("savepoint", "nope"), 2, ("no job named 'nope' is recorded",)),
+    Case("restart-unknown", ("restart", "nope", "--repo", R), 2, ("no job named 'nope' is recorded",)),
+    Case("restart-no-repository", ("restart", "a"), 2, ("no repository: set git.url",)),
+    Case("restart-repo-missing", ("restart", "a", "--repo", R + "/nowhere"), 2, ("nowhere' does not exist",)),
+    Case("restart-control-chars", ("restart", CONTROL, "--repo", R), 2, ("'a\\x1b[31mb\\nc\\x07d'",)),
+    Case("restart-10kb", ("restart", LONG, "--repo", R), 2, ("… (10240 characters) is recorded",)),
     *(
         Case(f"{cmd}-control-chars", (cmd, CONTROL), code, ("'a\\x1b[31mb\\nc\\x07d'",))
         for cmd, code in (("status", 2), ("history", 2), ("savepoint", 2))
@@ -384,7 +389,12 @@ CASES = [
     ),
     *(
         Case(f"{cmd}-key-{problem}", args, 2, (named,), setup)
-        for cmd, args in (("sync", SYNC), ("dry-run", (*SYNC, "--dry-run")), ("history", ("history", "a")))
+        for cmd, args in (
+            ("sync", SYNC),
+            ("dry-run", (*SYNC, "--dry-run")),
+            ("history", ("history", "a")),
+            ("restart", ("restart", "a", "--repo", R)),
+        )
         for problem, named, setup in (
             ("0644", "audit.key has mode 0644", _key_0644),
             ("missing", "cannot open audit key file", _key_missing),
@@ -416,7 +426,12 @@ CASES = [
         Case(
             f"{cmd}-store-{kind}", args, 2, (f"cannot open the SQLite store {STATE}/state.db: {why}",), setup
         )
-        for cmd, args in (("sync", SYNC), ("status", ("status", "--output", "json")), ("history", HISTORY))
+        for cmd, args in (
+            ("sync", SYNC),
+            ("status", ("status", "--output", "json")),
+            ("history", HISTORY),
+            ("restart", ("restart", "a", "--repo", R)),
+        )
         for kind, why, setup in (
             ("garbage", "file is not a database", _garbage_db),
             ("torn", "database disk image is malformed", _torn_db),
@@ -537,6 +552,20 @@ def test_a_manual_savepoint_on_a_refusing_cluster_fails_with_one_line(world: Wor
 
 
 # --- output that must stay intact whatever the recorded text holds ----------------------------------
+
+
+def test_restart_on_a_refusing_cluster_forgets_the_failure_audited_and_acts_on_nothing(
+    live: World, flink: FakeFlink
+) -> None:
+    live.seed_job("a", error=HOSTILE_TEXT)
+    before = len(flink.requests)
+    run = live.run("restart", "a", "--repo", str(live.repo))
+    assert run.code == 1, run.err
+    assert "a: failure forgotten" in run.err
+    assert "\x1b" not in run.err, "recorded text is shown escaped"
+    audit = live.run("audit", "show", "--job", "a", "--output", "jsonl")
+    assert '"job.restart"' in audit.out
+    assert all(method == "GET" for method, _ in flink.requests[before:]), flink.requests[before:]
 
 
 def test_status_json_is_valid_json_with_hostile_text(world: World) -> None:

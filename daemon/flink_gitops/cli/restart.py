@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from flink_gitops.cli import settings_from
-from flink_gitops.cli.sync import Refused, _console, _report, load_revision, runtime
+from flink_gitops.cli.sync import Refused, _console, _report, _text, load_revision, runtime
 from flink_gitops.specs.errors import quote
 
 
@@ -45,8 +45,10 @@ def restart(ctx: click.Context, job: str, repo: Path | None) -> None:
         before = (record.failed_hash, len(record.restarts), record.last_error)
         rt.reconciler.restart(job)
         click.echo(
-            f"{job}: failure forgotten (failed spec {before[0] or '-'}, {before[1]} restart(s) in the "
-            f"window; last error: {(before[2] or '-')[:200]})",
+            _text(
+                f"{job}: failure forgotten (failed spec {before[0] or '-'}, {before[1]} restart(s) in "
+                f"the window; last error: {(before[2] or '-')[:200]})"
+            ),
             err=True,
         )
         result = rt.reconciler.cycle(revision, only=[job], tree=tree)
