@@ -265,3 +265,25 @@ def test_killed_during_a_heal_then_run_again_leaves_one_job_with_state(shared: A
     assert all(after[k] >= before[k] for k in before), (before, after)
     assert g.status("orders")["restarts"]["inWindow"] == 1, "one recovery, counted once"
     assert g.cli("audit", "verify").returncode == 0
+
+
+def test_killed_during_a_recovery_after_a_lost_jobmanager_then_run_again_leaves_one_job(own: Any) -> None:
+    g = make(own, checkpoint_track_s=0.1)
+    g.put_job("orders")
+    g.synced()
+    first = deployed(g, "orders")
+    before = g.wait_counts("orders", first, at_least=20)
+    checkpointed_after(g, first, time.time() * 1000)
+    g.synced()  # records the latest retained checkpoint
+    cluster = g.clusters["default"]
+    cluster.kill_jobmanager()
+    cluster.start_jobmanager()
+    killed = g.sync(env={"FLINK_GITOPS_KILL_AT": "run-sent"})
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    g.synced()  # resumes: adopts the job the killed run submitted, never a second one
+    second = deployed(g, "orders")
+    assert g.live_jobs() == [second], "exactly one job"
+    assert f"/{first}/chk-" in (g.restored_from(second) or "")
+    after = g.wait_counts("orders", second, at_least=1)
+    assert all(after[k] >= before[k] for k in before), (before, after)
+    assert g.status("orders")["restarts"]["inWindow"] == 1
