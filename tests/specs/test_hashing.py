@@ -152,6 +152,7 @@ MUTATIONS: dict[tuple[str, ...], tuple[Callable[[Any], Any], Any]] = {
     ("spec", "savepoints", "periodic"): (lambda v: (v or 0) + 1, None),
     ("spec", "savepoints", "maxCount"): (lambda v: v + 1, 10),
     ("spec", "savepoints", "maxAge"): (lambda v: 1, 7 * 86400),
+    ("spec", "drift"): (lambda v: "heal" if v != "heal" else "observe", None),
 }
 
 
