@@ -191,7 +191,9 @@ class Reconciler:
         self.instance = instance
         self.holder = process_holder(instance)
         self.jars = jars or ArtifactCache(
-            settings.state_dir / "jars", allow_unpinned=settings.allow_unpinned_artifacts
+            settings.state_dir / "jars",
+            allow_unpinned=settings.allow_unpinned_artifacts,
+            download=settings.artifact_download,
         )
         self.leases: dict[str, Lease] = {}
         sync = settings.sync
@@ -292,11 +294,12 @@ class Reconciler:
         return {name: recorded_job(j, open_ops.get(name)) for name, j in rows.items()}
 
     def plan(self, revision: Revision, *, only: list[str] | None = None) -> Plan:
+        desired = self.jars.pin_unpinned(revision.desired)  # unpinned jars hashed by their bytes
         observed = observe(self.clients)
         return plan(
-            revision.desired,
+            desired,
             observed,
-            self.recorded(revision.desired),
+            self.recorded(desired),
             self.clock.now(),
             only=only,
             prune=self.settings.sync.prune,
