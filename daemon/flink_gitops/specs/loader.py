@@ -641,6 +641,12 @@ class SpecLoader:
     def _host_jar(
         self, path: str, uri: str, pin: str | None, problem: Any
     ) -> tuple[JarRef | None, str | None, list[Problem]]:
+        if "%" in path:
+            return (
+                None,
+                None,
+                [problem(f"jarURI {quote(uri, 80)}: percent-escapes are not allowed in a host path")],
+            )
         clean = posixpath.normpath(path)
         if not self._under_roots(clean):
             roots = ", ".join(self.artifact_roots) or "none configured"
