@@ -148,7 +148,7 @@ class ArtifactCache:
                 path = self._fetch(job.jar.kind, job.jar.location, None)
             except (ArtifactRefused, ArtifactUnavailable) as exc:
                 problem = Problem(job.file, job.line, None, f"jar not read, job left as is: {exc}", job=name)
-                jobs[name] = InvalidJob(name, job.file, job.line, (*job.warnings, problem))
+                jobs[name] = InvalidJob(name, job.file, job.line, (problem, *job.warnings))
                 problems.append(problem)
                 invalid.add(job.file)
                 continue

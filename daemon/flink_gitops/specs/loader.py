@@ -294,7 +294,7 @@ def _guard_problems(file: str, doc: YamlDocument, spec: FlinkJob, guards: SpecGu
             line, col = doc.locate(("spec", "job", "initialSavepointPath"))
             if (line, col) == doc.locate(("spec", "job")):
                 line, col = doc.locate(("spec", "job", "initialStateReference", "path"))
-            out.append(Problem(file, line, col, f"{why}: {quote(location, 80)}", job=spec.name))
+            out.append(Problem(file, line, col, f"{why}: {quote(redact_url(location), 80)}", job=spec.name))
     for key in spec.spec.flinkConfiguration:
         pattern = guards.denied_key(key)
         if pattern is not None:
