@@ -112,7 +112,7 @@ def synced(
     config = _config(top, server, fake_flink.url)
     keys = cli("--config", str(config), "keys", "generate", home=top)
     assert keys.code == 0, keys.err
-    settings = Settings(state_dir=top / "state", audit={"key_file": top / "audit.key"})  # type: ignore[arg-type]
+    settings = Settings(state_dir=top / "state", audit={"key_file": top / "audit.key"})
     with open_store(settings) as store:
         AuditTrail.from_settings(settings, store, clock=SystemClock(), actor="test:setup")
     run = cli("--config", str(config), "sync", "--once", "--repo", str(repo), home=top, timeout=120)
