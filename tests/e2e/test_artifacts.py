@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import signal
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +172,26 @@ def test_one_upload_per_jar_reused_across_jobs_and_cycles_and_unreferenced_jars_
     assert counter_jar in audit
     with g.client() as c:
         c.delete_jar(by_hand)
+
+
+def test_killed_right_after_an_upload_the_next_run_adopts_that_jar(gitops: Gitops) -> None:
+    """SIGKILL between the upload and its record: the next run finds the jar Flink has (our file name,
+    uploaded after the recorded intent) and uses it; no second upload, no orphan."""
+    g = gitops
+    g.put_job("orders")
+    g.synced()
+    first = _stable(g, "orders")
+    before = jar_ids(g)
+    v2 = variant(g.jars.stateful, "crash")
+    g.commit({"artifacts/counter-v2.jar": v2})
+    g.put_job("orders", jar="artifacts/counter-v2.jar")
+    killed = g.sync(env={"FLINK_GITOPS_KILL_AT": "upload-sent"})
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    uploaded = {i: n for i, n in jar_ids(g).items() if i not in before}
+    assert list(uploaded.values()) == [f"{sha(v2)}.jar"]
+    g.synced()
+    second = _stable(g, "orders")
+    assert second != first
+    now = {i: n for i, n in jar_ids(g).items() if i not in before}
+    assert now == uploaded  # adopted: the same jar id, nothing uploaded again
+    assert g.live_jobs() == [second]

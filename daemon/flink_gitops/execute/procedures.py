@@ -376,6 +376,7 @@ class Procedures:
                 reused = self.registry.adopt(cluster, spec.jar_digest, path.name, op.ids[sent])
             if reused is not None:
                 op.record(self.journal, "jar-reused", **{key: reused})
+                failpoint("uploaded")  # the jar id is recorded, as after an upload
                 return reused
         path = self.jars.path_for(spec)
         self._guard()
