@@ -195,3 +195,20 @@ def test_killed_right_after_an_upload_the_next_run_adopts_that_jar(gitops: Gitop
     now = {i: n for i, n in jar_ids(g).items() if i not in before}
     assert now == uploaded  # adopted: the same jar id, nothing uploaded again
     assert g.live_jobs() == [second]
+
+
+def test_a_jar_deleted_by_hand_is_uploaded_again_when_needed(gitops: Gitops) -> None:
+    g = gitops
+    others = jar_ids(g)  # the shared cluster holds other tests' copies of the same jar
+    g.put_job("orders")
+    g.synced()
+    first = _stable(g, "orders")
+    (ours,) = set(jar_ids(g)) - set(others)
+    with g.client() as c:
+        c.delete_jar(ours)
+    g.put_job("orders", args=["--out", str(g.out / "orders"), "--rate", "120", "--keys", "4"])
+    g.synced()  # Flink no longer lists the recorded jar: uploaded again, the upgrade goes through
+    second = _stable(g, "orders")
+    assert second != first
+    (again,) = set(jar_ids(g)) - set(others)
+    assert again != ours
