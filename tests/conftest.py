@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.flink",
     "tests.fixtures.postgres",
     "tests.fixtures.gitserver",
+    "tests.fixtures.jarserver",
 ]
 
 

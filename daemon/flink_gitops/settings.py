@@ -244,6 +244,50 @@ class SyncConfig(_Section):
     checkpoint_reads_per_cycle: int = Field(50, ge=0)
 
 
+class ArtifactDownload(_Section):
+    """How https:// jars are downloaded (only at sync; ``validate`` and ``plan`` never fetch)."""
+
+    #: PEM file of the CA(s) to trust for artifact servers; default: the system trust store.
+    ca_file: Path | None = None
+    #: largest jar accepted, bytes (a bigger Content-Length or body is refused). Default 512 MiB.
+    max_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    #: the whole download (connect to last byte) must finish within this, seconds. Default 60.
+    timeout_s: float = Field(60.0, gt=0)
+
+
+#: Why each is denied: the restore path and claim mode are the spec's own fields (initialSavepointPath,
+#: checked against savepoint_roots; NO_CLAIM always), so a key must not bypass them (Flink 2.x
+#: ``execution.state-recovery.*``, FLIP-406, and the 1.x ``execution.savepoint.*`` names it replaced);
+#: checkpoint and savepoint directories decide where state is written and later restored from;
+#: jars, classpaths, cached files, python files and user artifacts load code or files from arbitrary
+#: locations; class loading order and JVM options change which classes run; ``$internal.*`` are
+#: Flink's own (the job id, the application id...).
+DENIED_CONFIGURATION_KEYS: tuple[str, ...] = (
+    "$internal.*",
+    "execution.state-recovery.*",
+    "execution.savepoint.*",
+    "execution.savepoint-restore-mode",
+    "execution.checkpointing.dir",
+    "execution.checkpointing.savepoint-dir",
+    "state.checkpoints.dir",
+    "state.savepoints.dir",
+    "state.backend.forst.primary-dir",
+    "state.backend.forst.cache.dir",
+    "state.backend.rocksdb.localdir",
+    "pipeline.jars",
+    "pipeline.classpaths",
+    "pipeline.cached-files",
+    "user.artifacts.*",
+    "python.*",
+    "classloader.*",
+    "env.java.opts*",
+    "env.java.home",
+    "high-availability.*",
+    "security.*",
+    "fs.default-scheme",
+)
+
+
 def _default_clusters() -> dict[str, ClusterConfig]:
     return {"default": ClusterConfig()}
 
@@ -260,10 +304,19 @@ class Settings(BaseSettings):
     clusters: dict[str, ClusterConfig] = Field(default_factory=_default_clusters)
     git: GitConfig = Field(default_factory=GitConfig)
     spec_limits: SpecLimits = Field(default_factory=SpecLimits)
-    #: allow https:// jars without jarSha256 at deploy. Default false.
+    #: allow https:// jars without jarSha256 at deploy (then hashed by their bytes each cycle). Default false.
     allow_unpinned_artifacts: bool = False
     #: allow repo jars / file:// jars only under these roots (besides the repo itself). Default none.
     artifact_roots: list[Path] = Field(default_factory=list)
+    artifact_download: ArtifactDownload = Field(default_factory=ArtifactDownload)
+    #: URI prefixes ``initialSavepointPath`` must lie under (file:///srv/savepoints, s3://bucket/sp),
+    #: compared after normalisation; ``sync.savepoint_dir`` is always allowed too. Default none: with
+    #: neither set, every initialSavepointPath is refused.
+    savepoint_roots: list[str] = Field(default_factory=list)
+    #: flinkConfiguration keys a spec may not set (glob patterns, case-insensitive): keys that change
+    #: where state is restored from or written to, or where classes and files are loaded from.
+    #: Default: DENIED_CONFIGURATION_KEYS; a list given here replaces it.
+    denied_configuration_keys: list[str] = Field(default_factory=lambda: list(DENIED_CONFIGURATION_KEYS))
     store: StoreConfig = Field(default_factory=StoreConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)

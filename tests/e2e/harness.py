@@ -62,6 +62,8 @@ class Gitops:
             "git": {"url": self.remote.url, "ref": "main", "poll_interval_s": 1},
             "audit": {"key_file": str(self.key)},
             "sync": {"stability_s": 1, "readiness_timeout_s": 60} | self.sync_settings,
+            # initialSavepointPath must lie under these (specs.guards): the clusters' own savepoints
+            "savepoint_roots": [c.savepoint_dir.as_uri() for c in self.clusters.values()],
         }
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
 

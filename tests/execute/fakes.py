@@ -136,7 +136,7 @@ class FakeFlink:
                 status=409,
             )
         if jar_id not in self.jars:
-            raise _err(FlinkNotFound, f"jar {jar_id} not found", 404)
+            raise _err(FlinkNotFound, f"Jar file {jar_id} does not exist", 500)  # as Flink 2.3 says it
         if request.savepoint_path is not None:
             assert (Path(request.savepoint_path.removeprefix("file://")) / "_metadata").is_file()
         job = FakeJob(request.job_id, jar_id, request)

@@ -93,6 +93,7 @@ def test_savepoint_upgrade_runs_the_new_spec_from_the_stop_savepoint(
     assert journal.ops["op-1"].op.steps == [
         "stop-sent",
         "stopped",
+        "upload-sent",
         "uploaded",
         "run-sent:job_id",
         "stable:job_id",
@@ -118,7 +119,7 @@ def test_killed_at_every_write_and_resumed_leaves_exactly_one_job_from_the_right
 ) -> None:
     new, old = run_spec(args=["v2"]), run_spec()
     total = _clean_writes(tmp_path, lambda: upgrade_op(new, old, stop=stop, restore=restore))
-    assert total == 6
+    assert total == 7
     for n in range(1, total + 1):
         for when in ("before", "after"):
             flink = FakeFlink(tmp_path / f"{stop}-{n}-{when}")

@@ -25,6 +25,7 @@ import click
 from flink_gitops.cli import settings_from
 from flink_gitops.specs.diff import JobDiff, diff_states
 from flink_gitops.specs.errors import Problem, quote
+from flink_gitops.specs.guards import SpecGuards
 from flink_gitops.specs.loader import DesiredState, SpecLoader
 
 _SIGN = {"added": "+", "removed": "-", "changed": "~", "unchanged": "=", "invalid": "!", "fixed": "+"}
@@ -215,6 +216,7 @@ def plan(ctx: click.Context, repo: Path, base: str, head: str, spec_dir: str | N
         spec_dir if spec_dir is not None else settings.git.path,
         limits=settings.spec_limits,
         artifact_roots=settings.artifact_roots,
+        guards=SpecGuards.from_settings(settings),
     )
     base_tree = open_tree(repo, base)
     try:

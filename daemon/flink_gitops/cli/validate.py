@@ -22,6 +22,7 @@ import click
 from flink_gitops.cli import settings_from
 from flink_gitops.source.tree import DirectoryTree, normalise
 from flink_gitops.specs.errors import Problem
+from flink_gitops.specs.guards import SpecGuards
 from flink_gitops.specs.loader import DesiredJob, DesiredState, SpecLoader
 
 
@@ -135,6 +136,7 @@ def validate(ctx: click.Context, path: Path, spec_dir: str | None, output: str) 
         limits=settings.spec_limits,
         artifact_roots=settings.artifact_roots,
         clusters=set(settings.clusters) if explicit_config else None,
+        guards=SpecGuards.from_settings(settings),
     )
     state = loader.load(DirectoryTree(path))
     if output == "json":

@@ -28,6 +28,8 @@ from loguru import logger
 from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
 from flink_gitops.execute.artifacts import ArtifactCache
+from flink_gitops.execute.jar_registry import JarCluster, StoreJarRegistry
+from flink_gitops.execute.jars_gc import JarCollector
 from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
 from flink_gitops.execute.operation import Operation
 from flink_gitops.execute.ports import FlinkPort
@@ -57,7 +59,7 @@ from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import DesiredState
 
 
-class Cluster(FlinkPort, Observable, Protocol):
+class Cluster(FlinkPort, Observable, JarCluster, Protocol):
     """What a cluster's client must offer the cycle (``FlinkClient`` does)."""
 
 
@@ -204,7 +206,9 @@ class Reconciler:
         self.instance = instance
         self.holder = process_holder(instance)
         self.jars = jars or ArtifactCache(
-            settings.state_dir / "jars", allow_unpinned=settings.allow_unpinned_artifacts
+            settings.state_dir / "jars",
+            allow_unpinned=settings.allow_unpinned_artifacts,
+            download=settings.artifact_download,
         )
         self.leases: dict[str, Lease] = {}
         sync = settings.sync
@@ -218,6 +222,10 @@ class Reconciler:
         self._last_renew: dict[str, float] = {}
         #: Flink job id -> (monotonic time its checkpoint stats were last read, the path seen then).
         self._tracked: dict[str, tuple[float, str | None]] = {}
+        #: jars uploaded before, per (cluster, digest); renewed every cycle (one GET /jars each).
+        self.registry = self._new_registry()
+        #: jar cleanup runs in the first cycle, after a cycle that acted, and after a failed delete.
+        self._collect_jars = True
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -322,10 +330,11 @@ class Reconciler:
     def _plan(
         self, revision: Revision, only: list[str] | None
     ) -> tuple[Plan, dict[str, ClusterView], dict[str, RecordedJob]]:
+        desired = self.jars.pin_unpinned(revision.desired)  # unpinned jars hashed by their bytes
         observed = observe(self.clients)
-        recorded = self.recorded(revision.desired)
+        recorded = self.recorded(desired)
         the_plan = plan(
-            revision.desired,
+            desired,
             observed,
             recorded,
             self.clock.now(),
@@ -354,6 +363,7 @@ class Reconciler:
         )
         if tree is not None:
             self.jars.use_tree(tree)
+        self.registry = self._new_registry()
         track = [] if dry_run else self._due_for_tracking(the_plan, observed, recorded)
         leading = {c for a in the_plan.actions for c in a.clusters}
         leading |= {d.cluster for d in the_plan.drift_changes} | {rec.cluster for rec in track}
@@ -385,6 +395,8 @@ class Reconciler:
                     break
             if not result.aborted:
                 self._track_checkpoints([r for r in track if r.cluster not in refused])
+        if not dry_run and not result.aborted:
+            self._clean_jars(the_plan, acted=bool(result.results))
         result.duration_s = time.perf_counter() - t0
         logger.info(result.summary())
         if dry_run:
@@ -411,7 +423,33 @@ class Reconciler:
             self.timeouts,
             cancelled=self._lost(action_clusters),
             on_step=(lambda job, step: progress(job, step)) if progress is not None else None,
+            registry=self.registry,
         )
+
+    # --- jars ----------------------------------------------------------------------------------
+
+    def _new_registry(self) -> StoreJarRegistry:
+        return StoreJarRegistry(self.store, self.clients, lambda cluster: self.leases[cluster].epoch)
+
+    def _clean_jars(self, the_plan: Plan, *, acted: bool) -> None:
+        """Delete the jars we uploaded that nothing references (``execute.jars_gc``); never fails."""
+        if not (acted or self._collect_jars):
+            return
+        collector = JarCollector(
+            self.store,
+            self.clients,
+            self.audit,
+            actor=self.actor,
+            lead=self._lead,
+            epoch_of=lambda cluster: self.leases[cluster].epoch,
+        )
+        try:
+            done = collector.collect(skip=the_plan.unreachable)
+        except FlinkGitOpsError as exc:
+            logger.warning("jar cleanup skipped this cycle: {}", exc)
+            self._collect_jars = True
+            return
+        self._collect_jars = bool(done.failed or done.aborted)
 
     def _act(self, action: Action, revision: Revision, progress: Progress | None) -> ActionResult:
         clusters = tuple(sorted(action.clusters))

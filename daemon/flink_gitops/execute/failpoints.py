@@ -4,7 +4,8 @@
 process with SIGKILL when execution reaches ``<point>``, which is what a power
 cut or the OOM killer does at that instant: nothing after it runs, no cleanup,
 no ``finally``. The points are named after what has just happened:
-``stop-sent``, ``stopped``, ``cancel-sent``, ``cancelled``, ``uploaded``,
+``stop-sent``, ``stopped``, ``cancel-sent``, ``cancelled``, ``upload-sent`` (the jar is on
+Flink, not yet recorded), ``uploaded`` (its jar id recorded: uploaded, or reused),
 ``run-sent``, ``before-finish``. Unset (always, outside those tests), a
 failpoint is a dictionary lookup. Neighbours: ``execute.procedures`` (calls
 it), tests/e2e (sets the variable on a ``flink-gitops sync --once`` subprocess).

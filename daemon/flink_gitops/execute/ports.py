@@ -69,6 +69,27 @@ class FlinkPort(Protocol):
     ) -> JobDetails: ...
 
 
+class JarRegistry(Protocol):
+    """The jars we uploaded per (cluster, content digest), so each is uploaded once and reused
+    (``execute.jar_registry.StoreJarRegistry``)."""
+
+    def lookup(self, cluster: str, digest: str) -> str | None:
+        """A recorded jar id for ``digest`` that Flink still lists, or None."""
+        ...
+
+    def adopt(self, cluster: str, digest: str, file_name: str, since_ms: int) -> str | None:
+        """The jar an interrupted upload of ``file_name`` (sent after ``since_ms``) left, recorded now."""
+        ...
+
+    def uploaded(self, cluster: str, digest: str, jar_id: str) -> None:
+        """Record a new upload."""
+        ...
+
+    def gone(self, cluster: str, digest: str, jar_id: str) -> None:
+        """Flink does not know ``jar_id`` (any more): forget it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
     """The job's status as an operation leaves it (written with the outcome, in one transaction)."""

@@ -47,7 +47,7 @@ from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
 from flink_gitops.execute.errors import DeployFailed, LeaseLost, RestoreRefused, StopFailed, Unsettled
 from flink_gitops.execute.failpoints import failpoint
 from flink_gitops.execute.operation import Operation
-from flink_gitops.execute.ports import FlinkPort, JobOutcome, Journal
+from flink_gitops.execute.ports import FlinkPort, JarRegistry, JobOutcome, Journal
 from flink_gitops.flink.errors import (
     DuplicateJobId,
     FlinkConflict,
@@ -166,6 +166,11 @@ def file_state_exists(location: str) -> bool | None:
     return (Path(unquote(url.path)) / "_metadata").is_file()
 
 
+def _jar_missing(exc: FlinkNotFound) -> bool:
+    """A run refused because the jar id is unknown (Flink 2.3: "Jar file ... does not exist")."""
+    return "Jar file" in exc.detail and "does not exist" in exc.detail
+
+
 class Procedures:
     """Runs or resumes operations against the clusters; one instance per cycle or per daemon."""
 
@@ -179,6 +184,7 @@ class Procedures:
         *,
         cancelled: Callable[[], bool] = lambda: False,
         on_step: Callable[[str, str], None] | None = None,
+        registry: JarRegistry | None = None,
     ) -> None:
         self.flink = flink
         self.journal = journal
@@ -188,6 +194,8 @@ class Procedures:
         self.cancelled = cancelled
         #: on_step(job, step) after each recorded step (live progress in the CLI).
         self.on_step = on_step
+        #: jars uploaded before, reused per (cluster, digest); None: upload per operation.
+        self.registry = registry
 
     # --- entry point ---------------------------------------------------------------------------
 
@@ -363,15 +371,40 @@ class Procedures:
             raise RestoreRefused(f"{location} has no _metadata: the savepoint is not there")
 
     def _jar(self, op: Operation, target: FlinkPort, spec: RunSpec) -> str:
-        key = f"jar_id:{op.ids['cluster']}:{spec.jar_digest}"
+        """The jar id to run ``spec`` from: recorded in the operation, reused from the registry, the
+        one an interrupted upload left (adopted), or uploaded now (the intent written first)."""
+        cluster = op.ids["cluster"]
+        key = f"jar_id:{cluster}:{spec.jar_digest}"
         known = op.ids.get(key)
         if isinstance(known, str):
             return known
+        sent = f"upload_sent:{cluster}:{spec.jar_digest}"
+        if self.registry is not None:
+            reused = self.registry.lookup(cluster, spec.jar_digest)
+            if reused is None and isinstance(op.ids.get(sent), int):
+                path = self.jars.path_for(spec)
+                reused = self.registry.adopt(cluster, spec.jar_digest, path.name, op.ids[sent])
+            if reused is not None:
+                op.record(self.journal, "jar-reused", **{key: reused})
+                failpoint("uploaded")  # the jar id is recorded, as after an upload
+                return reused
+        path = self.jars.path_for(spec)
         self._guard()
-        jar_id = target.upload_jar(self.jars.path_for(spec))
+        op.record(self.journal, "upload-sent", **{sent: int(self.clock.now().timestamp() * 1000)})
+        jar_id = target.upload_jar(path)
+        failpoint("upload-sent")
+        if self.registry is not None:
+            self.registry.uploaded(cluster, spec.jar_digest, jar_id)
         op.record(self.journal, "uploaded", **{key: jar_id})
         failpoint("uploaded")
         return jar_id
+
+    def _jar_gone(self, op: Operation, spec: RunSpec, jar_id: str) -> None:
+        """Flink does not know the jar (deleted meanwhile): forget it, so the next _jar uploads again."""
+        cluster = op.ids["cluster"]
+        if self.registry is not None:
+            self.registry.gone(cluster, spec.jar_digest, jar_id)
+        op.record(self.journal, "jar-gone", **{f"jar_id:{cluster}:{spec.jar_digest}": None})
 
     def _start(self, op: Operation, key: str, spec: RunSpec, restore: str | None) -> str:
         """Run ``spec`` as the job id ``op.ids[key]``; adopt it when a previous attempt got through."""
@@ -389,13 +422,23 @@ class Procedures:
         self._guard()
         if not op.has(step):
             op.record(self.journal, step)
-        try:
-            target.run(jar_id, spec.run_request(job_id, restore))
-            failpoint("run-sent")
-        except DuplicateJobId:
-            logger.info("job {}: Flink job {} already submitted; adopting it", op.job, job_id)
-        except PermanentError as exc:
-            raise DeployFailed(f"Flink refused to start job {job_id}: {exc}") from exc
+        for attempt in range(2):
+            try:
+                target.run(jar_id, spec.run_request(job_id, restore))
+                failpoint("run-sent")
+            except DuplicateJobId:
+                logger.info("job {}: Flink job {} already submitted; adopting it", op.job, job_id)
+            except FlinkNotFound as exc:
+                if attempt == 0 and _jar_missing(exc):
+                    logger.warning("job {}: jar {} is gone from Flink; uploading it again", op.job, jar_id)
+                    self._jar_gone(op, spec, jar_id)
+                    jar_id = self._jar(op, target, spec)
+                    self._guard()
+                    continue
+                raise DeployFailed(f"Flink refused to start job {job_id}: {exc}") from exc
+            except PermanentError as exc:
+                raise DeployFailed(f"Flink refused to start job {job_id}: {exc}") from exc
+            break
         return job_id
 
     def _await_stable(self, op: Operation, key: str) -> None:

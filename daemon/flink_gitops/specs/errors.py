@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from flink_gitops.errors import PermanentError
 
@@ -75,3 +76,19 @@ class Problem:
 
 class SpecError(PermanentError):
     """Loading cannot start at all (e.g. the spec directory leaves the repository)."""
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs and messages: no ``user:password@``, the query and fragment shown as ``…``
+    (a presigned URL carries its token there)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = f"{host}:{port}" if port else host
+    if parts.username is not None or parts.password is not None:
+        netloc = "***@" + netloc
+    query, fragment = ("…" if parts.query else ""), ("…" if parts.fragment else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))

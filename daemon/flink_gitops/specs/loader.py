@@ -32,13 +32,15 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from flink_gitops.settings import Settings, SpecLimits
 from flink_gitops.source.errors import UnreadableError
 from flink_gitops.source.tree import Tree, TreeEntry, normalise
-from flink_gitops.specs.errors import Problem, SpecError, quote, shown
+from flink_gitops.specs.errors import Problem, SpecError, quote, redact_url, shown
+from flink_gitops.specs.guards import SpecGuards
 from flink_gitops.specs.hashing import jar_digest_of, spec_hash
 from flink_gitops.specs.model import KINDS, FlinkJob, FlinkSessionJob
 from flink_gitops.specs.yamlsafe import Position, YamlDocument, YamlPath, parse_documents
@@ -73,7 +75,8 @@ class DesiredJob:
     source_kind: str
     spec: FlinkJob
     jar: JarRef
-    #: the essence's jar value (``sha256:<hex>``, or ``url:`` / ``file:`` for unpinned jars).
+    #: the essence's jar value (``sha256:<hex>``; ``url:<hash of the location>`` for an unpinned jar
+    #: whose bytes were not read: validate and plan; sync reads them, see ``execute.artifacts``).
     jar_digest: str
     spec_hash: str
     warnings: tuple[Problem, ...] = ()
@@ -89,6 +92,15 @@ class DesiredJob:
     def unpinned(self) -> bool:
         """An https:// jar without jarSha256 (the deploy refuses it unless allow_unpinned_artifacts)."""
         return self.jar.kind == "https" and self.jar.sha256 is None
+
+    def pinned_by_content(self, sha256_hex: str) -> DesiredJob:
+        """This job with its jar pinned to the bytes that were read (an unpinned jar, at sync)."""
+        digest = jar_digest_of(sha256_hex)
+        return DesiredJob(
+            self.name, self.file, self.line, self.source_kind, self.spec,
+            JarRef(self.jar.kind, self.jar.location, sha256_hex.lower()), digest,
+            spec_hash(self.spec, digest), self.warnings,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +171,29 @@ class DesiredState:
             last_seen_file == bad or last_seen_file.startswith(bad.rstrip("/") + "/") or bad == "."
             for bad in self.invalid_files
         )
+
+
+def unpinned_digest(location: str) -> str:
+    """The essence's jar value for an unpinned jar before its bytes are read (``validate``, ``plan``):
+    ``url:`` and a hash of the location (a URL's query may hold a token, so never the URL itself).
+    ``sync`` replaces it with the content digest (``execute.artifacts.pin_unpinned``)."""
+    return "url:" + hashlib.sha256(location.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _bad_https(uri: str) -> str | None:
+    """Why an https:// jarURI cannot be used, or None."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises for a port that is no number or out of range
+    except ValueError:
+        return "is not a valid https:// URL"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold credentials (user:password@): serve the jar without them, pinned by jarSha256"
+    if not parts.hostname or not parts.path or parts.path == "/":
+        return "is not a valid https:// URL (it needs a host and a path)"
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
+        return "contains blanks or control characters"
+    return None
 
 
 # --- per-file parse results (cached by blob) -------------------------------------------------------
@@ -249,7 +284,36 @@ def _schema_problems(
     return out
 
 
-def _parse_doc(file: str, index: int, doc: YamlDocument, clusters: Collection[str] | None) -> _Doc:
+def _guard_problems(file: str, doc: YamlDocument, spec: FlinkJob, guards: SpecGuards) -> list[Problem]:
+    """The savepoint-root and configuration deny-list rules (``specs.guards``), at their lines."""
+    out: list[Problem] = []
+    location = spec.spec.job.initialSavepointPath
+    if location is not None:
+        why = guards.savepoint_problem(location)
+        if why is not None:
+            line, col = doc.locate(("spec", "job", "initialSavepointPath"))
+            if (line, col) == doc.locate(("spec", "job")):
+                line, col = doc.locate(("spec", "job", "initialStateReference", "path"))
+            out.append(Problem(file, line, col, f"{why}: {quote(redact_url(location), 80)}", job=spec.name))
+    for key in spec.spec.flinkConfiguration:
+        pattern = guards.denied_key(key)
+        if pattern is not None:
+            line, col = doc.locate(("spec", "flinkConfiguration", key), key=True)
+            message = (
+                f"flinkConfiguration key {quote(key, 80)} is not allowed (denied by {pattern!r} in "
+                "denied_configuration_keys: it changes where state or code is read from)"
+            )
+            out.append(Problem(file, line, col, message, job=spec.name))
+    return out
+
+
+def _parse_doc(
+    file: str,
+    index: int,
+    doc: YamlDocument,
+    clusters: Collection[str] | None,
+    guards: SpecGuards | None = None,
+) -> _Doc:
     value = doc.value
     if not isinstance(value, dict):
         problem = Problem(
@@ -302,6 +366,8 @@ def _parse_doc(file: str, index: int, doc: YamlDocument, clusters: Collection[st
                 file, line, col, f"unknown cluster {quote(spec.spec.cluster)} (configured: {known})", job=name
             )
         )
+    if guards is not None:
+        problems_list.extend(_guard_problems(file, doc, spec, guards))
     return _Doc(
         index,
         doc.line,
@@ -315,13 +381,19 @@ def _parse_doc(file: str, index: int, doc: YamlDocument, clusters: Collection[st
     )
 
 
-def _parse_file(path: str, data: bytes, limits: SpecLimits, clusters: Collection[str] | None) -> _File:
+def _parse_file(
+    path: str,
+    data: bytes,
+    limits: SpecLimits,
+    clusters: Collection[str] | None,
+    guards: SpecGuards | None = None,
+) -> _File:
     docs, problems = parse_documents(data, path, limits)
     if not docs and not problems:
         # harmless alone, but a file truncated by mistake would remove its jobs: say so
         empty = Problem(path, None, None, "no spec document in this file (empty)", "warning")
         return _File(path, (), (empty,))
-    parsed = [_parse_doc(path, i, d, clusters) for i, d in enumerate(docs)]
+    parsed = [_parse_doc(path, i, d, clusters, guards) for i, d in enumerate(docs)]
     if problems:
         # The file cannot be read completely: none of its jobs may be applied.
         first = problems[0]
@@ -356,6 +428,7 @@ class SpecLoader:
         limits: SpecLimits | None = None,
         artifact_roots: Iterable[Path | str] = (),
         clusters: Collection[str] | None = None,
+        guards: SpecGuards | None = None,
     ) -> None:
         base = normalise(spec_dir)
         if base is None:
@@ -365,6 +438,8 @@ class SpecLoader:
         self.artifact_roots = tuple(posixpath.normpath(str(r)) for r in artifact_roots)
         #: cluster names to check spec.cluster against; None: not checked (e.g. CI without the daemon config).
         self.clusters = frozenset(clusters) if clusters is not None else None
+        #: savepoint roots and the configuration deny-list (default: no roots, the default deny-list).
+        self.guards = guards if guards is not None else SpecGuards()
         self._files: dict[tuple[str, str], _File] = {}
         self._jar_sha: dict[str, str] = {}
         #: repo jar path → resolved entry (or why not), for the duration of one load.
@@ -379,6 +454,7 @@ class SpecLoader:
             limits=settings.spec_limits,
             artifact_roots=settings.artifact_roots,
             clusters=set(settings.clusters) if check_clusters else None,
+            guards=SpecGuards.from_settings(settings),
         )
 
     # -- tree helpers
@@ -458,7 +534,7 @@ class SpecLoader:
                 except KeyError:
                     message = "disappeared while it was read"
                     return _File(entry.path, (), (Problem(entry.path, None, None, message),))
-                cached = _parse_file(entry.path, data, self.limits, self.clusters)
+                cached = _parse_file(entry.path, data, self.limits, self.clusters, self.guards)
             self.last_parsed += 1
         fresh[key] = cached
         return cached
@@ -499,17 +575,17 @@ class SpecLoader:
         if sep:
             scheme = scheme.lower()
             if scheme == "https":
-                host = rest.split("/", 1)[0]
-                if not host or "/" not in rest:
-                    return None, None, [problem(f"jarURI {quote(uri, 80)} is not a valid https:// URL")]
+                why = _bad_https(uri)
+                if why is not None:
+                    return None, None, [problem(f"jarURI {quote(redact_url(uri), 80)} {why}")]
                 if pin is None:
                     warning = problem(
-                        f"jarURI {shown(uri, 120)} has no jarSha256: the jar is not pinned, and the daemon "
-                        "refuses to "
-                        "deploy it unless allow_unpinned_artifacts is set",
+                        f"jarURI {shown(redact_url(uri), 120)} has no jarSha256: the jar is not pinned, and "
+                        "the daemon refuses to deploy it unless allow_unpinned_artifacts is set (then it "
+                        "is hashed by its bytes at every sync)",
                         "warning",
                     )
-                    return JarRef("https", uri, None), f"url:{uri}", [warning]
+                    return JarRef("https", uri, None), unpinned_digest(uri), [warning]
                 return JarRef("https", uri, pin), jar_digest_of(pin), []
             if scheme in ("file", "local"):
                 if not rest.startswith("/"):
@@ -565,6 +641,12 @@ class SpecLoader:
     def _host_jar(
         self, path: str, uri: str, pin: str | None, problem: Any
     ) -> tuple[JarRef | None, str | None, list[Problem]]:
+        if "%" in path:
+            return (
+                None,
+                None,
+                [problem(f"jarURI {quote(uri, 80)}: percent-escapes are not allowed in a host path")],
+            )
         clean = posixpath.normpath(path)
         if not self._under_roots(clean):
             roots = ", ".join(self.artifact_roots) or "none configured"
@@ -578,7 +660,7 @@ class SpecLoader:
                     )
                 ],
             )
-        return JarRef("file", clean, pin), (jar_digest_of(pin) if pin else f"file:{clean}"), []
+        return JarRef("file", clean, pin), (jar_digest_of(pin) if pin else unpinned_digest(clean)), []
 
     # -- the load
 

@@ -16,14 +16,14 @@ their types (edited behind the store's back) is read as an
 
 API: one :class:`Store` per process, with an attribute per aggregate
 (``store.jobs``, ``store.snapshots``, ``store.operations``, ``store.cycles``,
-``store.leases``), ``store.unit(epoch=..., lease=...)`` for writes that land
+``store.leases``, ``store.artifacts``), ``store.unit(epoch=..., lease=...)`` for writes that land
 together, and the audit methods flat on the Store. Every write that acts on
 jobs is fenced by a named lease's epoch (keyword ``epoch``, and ``lease``,
 default ``"leader"``).
 
 Modules: :mod:`.store` (the Store facade and the audit rows), :mod:`.base`
 (transactions, fence), :mod:`.jobs`, :mod:`.snapshots`, :mod:`.operations`,
-:mod:`.cycles`, :mod:`.leases`, :mod:`.unit` (the aggregates),
+:mod:`.cycles`, :mod:`.leases`, :mod:`.artifacts`, :mod:`.unit` (the aggregates),
 :mod:`.engine` (URLs, connections, migrations), :mod:`.tables` (schema),
 :mod:`.records` (returned values), :mod:`.errors`. Neighbours: the audit
 trail, the reconciler, the CLI.
@@ -56,6 +56,7 @@ from flink_gitops.record.store.records import (
     DEFAULT_LEASE,
     KEEP,
     ZERO_HASH,
+    ArtifactRecord,
     AuditKeyRow,
     AuditRow,
     CycleRecord,
@@ -106,6 +107,7 @@ __all__ = [
     "DEFAULT_LEASE",
     "KEEP",
     "ZERO_HASH",
+    "ArtifactRecord",
     "AuditKeyRow",
     "AuditRow",
     "AuditRowRejected",

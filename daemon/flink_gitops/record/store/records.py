@@ -210,6 +210,18 @@ class NewSavepoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """A jar this daemon uploaded to a cluster: its content digest and Flink's jar id for it."""
+
+    cluster: str
+    #: the jar's content digest as the spec essence has it (``sha256:<hex>``).
+    digest: str
+    jar_id: str
+    uploaded_at: datetime
+    last_used_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SavepointRecord:
     """One savepoint or retained checkpoint of a job (of one life of it)."""
 

@@ -3,7 +3,8 @@
 Each aggregate is an attribute with its own module, reads and fenced writes:
 ``store.jobs`` (:mod:`.jobs`), ``store.snapshots`` (:mod:`.snapshots`),
 ``store.operations`` (:mod:`.operations`), ``store.cycles`` (:mod:`.cycles`),
-``store.leases`` (:mod:`.leases`); writes that must land together go through
+``store.leases`` (:mod:`.leases`), ``store.artifacts`` (:mod:`.artifacts`);
+writes that must land together go through
 one unit of work, ``with store.unit(epoch=..., lease=...) as uow`` (:mod:`.unit`),
 fenced once. Fencing and transactions are in :mod:`.base`. The audit rows and
 keys are still flat methods here (``append_audit``, ``audit_rows`` ...).
@@ -35,6 +36,7 @@ from sqlalchemy.types import NullType
 
 from flink_gitops.clock import Clock, SystemClock
 from flink_gitops.record.store import tables as t
+from flink_gitops.record.store.artifacts import Artifacts
 from flink_gitops.record.store.base import Database
 from flink_gitops.record.store.cycles import Cycles
 from flink_gitops.record.store.engine import (
@@ -217,6 +219,7 @@ class Store:
         self.operations = Operations(self._db)
         self.cycles = Cycles(self._db)
         self.leases = Leases(self._db)
+        self.artifacts = Artifacts(self._db)
         self._audit_sql = _AuditStatements()
 
     @classmethod

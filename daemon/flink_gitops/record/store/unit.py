@@ -4,7 +4,8 @@
 write transaction, checks the lease epoch once, and gives the write halves of
 the acting aggregates: ``uow.jobs`` (:class:`.jobs.JobWrites`),
 ``uow.snapshots`` (:class:`.snapshots.SnapshotWrites`) and ``uow.operations``
-(:class:`.operations.OperationWrites`). Leaving the block commits all of
+(:class:`.operations.OperationWrites`), ``uow.artifacts``
+(:class:`.artifacts.ArtifactWrites`). Leaving the block commits all of
 them; an exception rolls all of them back. Keep a unit short and never call
 Flink inside one: it holds the write lock. Neighbours: :mod:`.base`, the
 aggregate modules, the executor.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flink_gitops.record.store.artifacts import ArtifactWrites
 from flink_gitops.record.store.base import Tx
 from flink_gitops.record.store.jobs import JobWrites
 from flink_gitops.record.store.operations import OperationWrites
@@ -21,9 +23,10 @@ from flink_gitops.record.store.snapshots import SnapshotWrites
 
 
 class UnitOfWork:
-    __slots__ = ("epoch", "jobs", "now", "operations", "snapshots")
+    __slots__ = ("artifacts", "epoch", "jobs", "now", "operations", "snapshots")
 
     def __init__(self, tx: Tx, epoch: int) -> None:
+        self.artifacts = ArtifactWrites(tx)
         self.jobs = JobWrites(tx)
         self.snapshots = SnapshotWrites(tx)
         self.operations = OperationWrites(tx, epoch)
