@@ -446,6 +446,7 @@ class Reconciler:
                 "spec": spec,
                 "stable": job.last_stable.spec if job.last_stable is not None else None,
                 "savepoint_before": job.savepoint,
+                "origin": action.origin,
             }
             record = uow.operations.begin(action.job, action.kind.value, ids, cluster=action.cluster)
         return Operation(record.op_id, action.kind, action.job, dict(ids))
@@ -469,6 +470,7 @@ class Reconciler:
             "manual savepoint",
             from_cluster=job.cluster,
             current_job_id=job.flink_job_id,
+            origin="manual",
         )
         commit = job.last_reconciled.commit if job.last_reconciled is not None else None
         result = self._act(action, Revision(DesiredState(commit, {}, (), frozenset(), {}, ()), commit), None)

@@ -29,3 +29,8 @@ class RestoreRefused(PermanentError):
 
 class DeployFailed(PermanentError):
     """The new job could not be started or did not become stable; rolled back where a stable spec exists."""
+
+
+class PeriodicSavepointFailed(TemporaryError):
+    """Flink could not take a periodic savepoint (the job restarting, a checkpoint failing): the job
+    runs on untouched and the savepoint is tried again after backoff; its spec is never marked failed."""

@@ -176,6 +176,9 @@ class Action:
     new_life: bool = False
     #: RESUME_OPERATION: the operation to resume.
     operation_id: str | None = None
+    #: SAVEPOINT: why it is taken (a ``SnapshotOrigin`` value: nonce, periodic, manual); the
+    #: operation's intent carries it, so a resumed operation records it right.
+    origin: str | None = None
 
     @property
     def clusters(self) -> frozenset[str]:
