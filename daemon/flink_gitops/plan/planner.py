@@ -17,7 +17,8 @@ the order they are checked for each job (first match wins):
 8. the change class (``specs.changes``) of last reconciled → desired picks the
    action: STATE suspend/resume, REDEPLOY nonces, UPGRADE/SCALE by upgradeMode,
    SAVEPOINT nonces, IGNORE → record only; no change → in sync unless the live
-   job disagrees (DRIFT, reported; healing is the next stage's).
+   job disagrees (DRIFT, reported; healing is the next stage's);
+9. in sync, and a periodic savepoint is due (``plan.savepoints``) → SAVEPOINT, origin periodic.
 
 Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 ``specs.changes`` (change classes), ``execute`` (carries the actions out).
@@ -42,6 +43,7 @@ from flink_gitops.plan.model import (
     Status,
     StopHow,
 )
+from flink_gitops.plan.savepoints import periodic_savepoint
 from flink_gitops.specs.changes import ChangeSet, classify
 from flink_gitops.specs.loader import DesiredJob, DesiredState, InvalidJob
 from flink_gitops.specs.model import Change
@@ -170,7 +172,10 @@ def _plan_job(
         return JobReport(
             name, target, Status.FAILED, f"spec {want.spec_hash[:12]} failed before: {rec.last_error}"
         )
-    return _change(name, want, rec, observed)
+    result = _change(name, want, rec, observed)
+    if isinstance(result, JobReport) and result.status is Status.IN_SYNC:
+        return periodic_savepoint(want, rec, observed, now) or result  # never preempts a change
+    return result
 
 
 def _removed(
@@ -239,6 +244,7 @@ def _change(
     running = _alive(rec, observed)
 
     def act(kind: ActionKind, reason: str, stop: StopHow = "none", restore: Restore = FRESH) -> Action:
+        origin = "nonce" if kind is ActionKind.SAVEPOINT else None
         return Action(
             kind,
             name,
@@ -250,6 +256,7 @@ def _change(
             change=diff.change,
             stop=stop,
             restore=restore,
+            origin=origin,
         )
 
     if suspended:
