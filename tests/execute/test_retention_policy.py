@@ -91,7 +91,11 @@ def test_the_rule(
 
 def test_examples() -> None:
     history = [rec(i, age) for i, age in enumerate([10, 20, 30, 40, 50])]  # id 0 newest
-    pick = lambda **kw: [r.id for r in select_disposals(history, set(), now=NOW, **kw)]  # noqa: E731
+
+    def pick(max_count: int, max_age_s: int) -> list[int]:
+        chosen = select_disposals(history, set(), max_count=max_count, max_age_s=max_age_s, now=NOW)
+        return [r.id for r in chosen]
+
     assert pick(max_count=3, max_age_s=10**6) == [4, 3]
     assert pick(max_count=10, max_age_s=25) == [4, 3, 2]
     assert pick(max_count=10, max_age_s=0) == [4, 3, 2, 1]  # the newest stays, however old

@@ -32,6 +32,7 @@ from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
 from flink_gitops.execute.operation import Operation
 from flink_gitops.execute.ports import FlinkPort
 from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
+from flink_gitops.execute.retention import DisposalPort, Retention, RetentionResult
 from flink_gitops.flink.ids import job_id_for, new_trigger_id
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.observer import Observable, observe
@@ -44,7 +45,7 @@ from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import DesiredState
 
 
-class Cluster(FlinkPort, Observable, Protocol):
+class Cluster(FlinkPort, Observable, DisposalPort, Protocol):
     """What a cluster's client must offer the cycle (``FlinkClient`` does)."""
 
 
@@ -82,6 +83,8 @@ class CycleResult:
     aborted: str | None = None
     #: errors in the revision's spec files (their jobs are left as they are): never "in sync".
     spec_errors: int = 0
+    #: what savepoint retention did after the actions (None: it did not run, e.g. a dry run).
+    retention: RetentionResult | None = None
 
     @property
     def in_sync(self) -> bool:
@@ -203,6 +206,16 @@ class Reconciler:
             savepoint_dir=sync.savepoint_dir,
         )
         self._last_renew: dict[str, float] = {}
+        self.retention = Retention(
+            store,
+            audit,
+            clients,
+            clock,
+            actor=actor,
+            lead=self._lead,
+            epoch_of=lambda cluster: self.leases[cluster].epoch,
+            timeout_s=self.timeouts.savepoint_s,
+        )
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -342,6 +355,8 @@ class Reconciler:
                     )
                     logger.error("audit unavailable: no further actions this cycle: {}", exc)
                     break
+        if not dry_run and result.aborted is None:
+            result.retention = self.retention.run(revision.desired, commit=revision.commit, only=only)
         result.duration_s = time.perf_counter() - t0
         logger.info(result.summary())
         if dry_run:

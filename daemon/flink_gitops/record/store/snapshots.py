@@ -11,6 +11,7 @@ in the same transaction. Records are never deleted, only marked disposed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -152,3 +153,24 @@ class Snapshots:
         """The newest record not disposed, or None."""
         found = self.history(name, uid=uid, kind=kind, limit=1)
         return found[0] if found else None
+
+    def retention_stats(self, *, more_than: int = 1) -> dict[str, tuple[int, datetime]]:
+        """Per job name, the count and the oldest creation time of its savepoints (kind savepoint)
+        not yet disposed, for the jobs with more than ``more_than``: one aggregate query, so that
+        retention reads the history only of jobs that may be over their limits."""
+        c = t.savepoints.c
+        query = (
+            sa.select(c.name, sa.func.count().label("n"), sa.func.min(c.created_at).label("oldest"))
+            .where(c.disposed == sa.false(), c.kind == SnapshotKind.SAVEPOINT.value)
+            .group_by(c.name)
+            .having(sa.func.count() > more_than)
+        )
+        with self._db.read("cannot read savepoint counts") as conn:
+            return {r.name: (int(r.n), r.oldest) for r in conn.execute(query).all()}
+
+    def current_paths(self) -> frozenset[str]:
+        """Every job's current savepoint path (``jobs.savepoint``), whatever its job: a job deployed
+        from another job's savepoint keeps that one from being disposed."""
+        query = sa.select(t.jobs.c.savepoint).where(t.jobs.c.savepoint.is_not(None)).distinct()
+        with self._db.read("cannot read current savepoints") as conn:
+            return frozenset(r.savepoint for r in conn.execute(query).all())
