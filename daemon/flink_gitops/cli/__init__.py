@@ -54,6 +54,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("sync", "status"),
     "savepoint": ("sync", "savepoint"),
     "history": ("sync", "history"),
+    "savepoints": ("savepoints", "savepoints"),
 }
 
 

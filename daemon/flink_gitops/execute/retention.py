@@ -116,6 +116,38 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
+def deployment_paths(store: Store, job: JobRecord, history: list[SavepointRecord]) -> set[str]:
+    """What the job's current Flink job and its last stable deployment restored from, and the newest
+    savepoint taken of that stable deployment (``history``: the job's records, newest first)."""
+    paths: set[str] = set()
+    stable_seen = False
+    ops = store.operations.history(job.name, limit=_LOOK_BACK, exclude_kinds=_STARTS_NOTHING)
+    for op in ops:  # newest first
+        ids = {**op.intent, **op.detail}
+        steps = {s.step for s in op.steps}
+        started = {ids.get("job_id"), ids.get("rollback_job_id")}
+        current = job.flink_job_id is not None and job.flink_job_id in started
+        stable_id = (
+            ids.get("rollback_job_id")
+            if "stable:rollback_job_id" in steps
+            else ids.get("job_id")
+            if "stable:job_id" in steps
+            else None
+        )
+        last_stable = not stable_seen and isinstance(stable_id, str)
+        if current or last_stable:
+            paths.update(p for p in (ids.get("restore_path"), ids.get("state_path")) if isinstance(p, str))
+        if last_stable:
+            stable_seen = True
+            newest = next(
+                (r.path for r in history if r.flink_job_id == stable_id and r.kind is SnapshotKind.SAVEPOINT),
+                None,
+            )
+            if newest is not None:
+                paths.add(newest)
+    return paths
+
+
 class Retention:
     """Runs retention passes for the reconciler (one per process; remembers settled jobs)."""
 
@@ -216,7 +248,7 @@ class Retention:
             result.looked_at += 1
             history = self.store.snapshots.history(name)
             policy = wanted[name].spec.spec.savepoints
-            protected = everywhere | self._deployment_paths(job, history)
+            protected = everywhere | deployment_paths(self.store, job, history)
             chosen = select_disposals(
                 history, protected, max_count=policy.maxCount, max_age_s=policy.maxAge, now=now
             )
@@ -234,43 +266,6 @@ class Retention:
                     else f"older than maxAge {policy.maxAge} s ({age:.0f} s)"
                 )
                 yield name, record, why
-
-    def _deployment_paths(self, job: JobRecord, history: list[SavepointRecord]) -> set[str]:
-        """What the current Flink job and the last stable deployment restored from, and the newest
-        savepoint of that stable deployment."""
-        paths: set[str] = set()
-        stable_seen = False
-        ops = self.store.operations.history(job.name, limit=_LOOK_BACK, exclude_kinds=_STARTS_NOTHING)
-        for op in ops:  # newest first
-            ids = {**op.intent, **op.detail}
-            steps = {s.step for s in op.steps}
-            started = {ids.get("job_id"), ids.get("rollback_job_id")}
-            current = job.flink_job_id is not None and job.flink_job_id in started
-            stable_id = (
-                ids.get("rollback_job_id")
-                if "stable:rollback_job_id" in steps
-                else ids.get("job_id")
-                if "stable:job_id" in steps
-                else None
-            )
-            last_stable = not stable_seen and isinstance(stable_id, str)
-            if current or last_stable:
-                paths.update(
-                    p for p in (ids.get("restore_path"), ids.get("state_path")) if isinstance(p, str)
-                )
-            if last_stable:
-                stable_seen = True
-                newest = next(
-                    (
-                        r.path
-                        for r in history
-                        if r.flink_job_id == stable_id and r.kind is SnapshotKind.SAVEPOINT
-                    ),
-                    None,
-                )
-                if newest is not None:
-                    paths.add(newest)
-        return paths
 
     # --- disposing -------------------------------------------------------------------------
 
