@@ -37,7 +37,9 @@ from flink_gitops.record.store import NewSavepoint, SavepointRecord, SnapshotKin
 from flink_gitops.settings import Settings
 from flink_gitops.source.tree import DirectoryTree
 from flink_gitops.specs.loader import SpecLoader
+from tests.e2e.harness import Gitops
 from tests.fixtures.flink import cancel_all_jobs, wait_until
+from tests.fixtures.gitserver import Remote
 from tests.record.audit_helpers import open_trail
 
 
@@ -240,3 +242,30 @@ def test_flink_disposal_of_a_real_savepoint_and_of_one_already_gone(
         with pytest.raises(OperationFailed) as failed:
             client.wait_for_disposal(client.dispose_savepoint(path), 60)
         assert any(marker in str(failed.value) for marker in _GONE), str(failed.value)
+
+
+def test_the_cli_records_nonce_and_manual_savepoints_with_their_origin(
+    tmp_path: Path, remote: Remote, flink_cluster: LocalFlinkCluster, test_jars: JobJars
+) -> None:
+    cancel_all_jobs(flink_cluster)
+    g = Gitops(tmp_path / "gitops", remote, {"default": flink_cluster}, test_jars)
+    try:
+        g.put_job("orders")
+        g.synced()
+        job_id = g.status("orders")["flinkJobId"]
+        g.put_job("orders", savepointTriggerNonce=1)
+        g.synced()
+        manual = g.cli("savepoint", "orders", check=True).stdout.strip()
+        proc = g.cli("savepoints", "orders", "--output", "json", check=True)
+        rows = json.loads(proc.stdout)["savepoints"]
+        assert [(r["origin"], r["state"], r["flinkJobId"]) for r in rows] == [
+            ("manual", "current", job_id),
+            ("nonce", "kept", job_id),
+        ]
+        assert rows[0]["path"] == manual
+        assert g.live_jobs() == [job_id]  # neither redeployed the job
+        table = g.cli("savepoints", "orders", check=True).stdout
+        assert "manual" in table
+        assert "nonce" in table
+    finally:
+        cancel_all_jobs(flink_cluster)

@@ -38,6 +38,10 @@ def test_retention_reads(store: Store, clock: FakeClock) -> None:
         "payments": (2, start + timedelta(seconds=50)),
     }
     assert store.snapshots.retention_stats(more_than=2) == {}
+    # more than 2, or an oldest one before the cutoff: only orders (its oldest at +20 s)
+    cutoff = start + timedelta(seconds=30)
+    assert store.snapshots.retention_stats(more_than=2, older_than=cutoff) == {"orders": stats["orders"]}
+    assert store.snapshots.retention_stats(more_than=2, older_than=start) == {}
     assert store.snapshots.current_paths() == {"s3://b/o3", "s3://b/p2", "s3://b/s1"}
 
     for kind in ("savepoint", "upgrade", "record", "deploy"):

@@ -38,7 +38,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
@@ -221,7 +221,14 @@ class Retention:
         now = self.clock.now()
         wanted = desired.valid_jobs()
         selected = set(only) if only is not None else None
-        stats = self.store.snapshots.retention_stats()
+        policies = [j.spec.spec.savepoints for n, j in wanted.items() if selected is None or n in selected]
+        if not policies:
+            return
+        # in SQL, the loosest limits of them all: only jobs that may be over their own come back
+        stats = self.store.snapshots.retention_stats(
+            more_than=min(p.maxCount for p in policies),
+            older_than=now - timedelta(seconds=min(p.maxAge for p in policies)),
+        )
         candidates: dict[str, tuple[int, datetime]] = {}
         for name, (count, oldest) in stats.items():
             want = wanted.get(name)

@@ -154,16 +154,21 @@ class Snapshots:
         found = self.history(name, uid=uid, kind=kind, limit=1)
         return found[0] if found else None
 
-    def retention_stats(self, *, more_than: int = 1) -> dict[str, tuple[int, datetime]]:
+    def retention_stats(
+        self, *, more_than: int = 1, older_than: datetime | None = None
+    ) -> dict[str, tuple[int, datetime]]:
         """Per job name, the count and the oldest creation time of its savepoints (kind savepoint)
-        not yet disposed, for the jobs with more than ``more_than``: one aggregate query, so that
-        retention reads the history only of jobs that may be over their limits."""
+        not yet disposed: one aggregate query, so that retention reads the history only of jobs
+        that may be over their limits. Only jobs with more than one, and more than ``more_than``
+        or (when given) an oldest one created before ``older_than``."""
         c = t.savepoints.c
+        n, oldest = sa.func.count(), sa.func.min(c.created_at)
+        over = n > more_than if older_than is None else sa.or_(n > more_than, oldest < older_than)
         query = (
-            sa.select(c.name, sa.func.count().label("n"), sa.func.min(c.created_at).label("oldest"))
+            sa.select(c.name, n.label("n"), oldest.label("oldest"))
             .where(c.disposed == sa.false(), c.kind == SnapshotKind.SAVEPOINT.value)
             .group_by(c.name)
-            .having(sa.func.count() > more_than)
+            .having(n > 1, over)
         )
         with self._db.read("cannot read savepoint counts") as conn:
             return {r.name: (int(r.n), r.oldest) for r in conn.execute(query).all()}
