@@ -9,7 +9,8 @@ job ids come from reserved generations of the job's uid), resumes operations
 a crash left open before anything else, and turns errors into backoff by
 type (temporary: retried later, the operation kept open where it can be
 resumed; permanent: the spec hash is marked failed and not retried until it
-changes). Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
+changes). After the actions, one call runs savepoint retention (``execute.retention``).
+Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
 ``plan.planner``, ``execute.procedures`` and ``execute.journal``,
 ``record.store`` and ``record.audit``, ``cli.sync``.
 """
