@@ -323,3 +323,34 @@ def test_a_dry_run_disposes_nothing(world: World) -> None:
     result = w.rec.cycle(w.revision, dry_run=True)
     assert result.retention is None
     assert not any(r.disposed for r in w.savepoints())
+
+
+def test_paths_another_job_or_an_open_operation_names_are_kept_and_a_busy_job_is_left_alone(
+    world: World,
+) -> None:
+    w = world
+    w.revision = Revision(desired(flink_job(periodic=None, max_count=1, max_age="30d")), "c" * 40)
+    w.cycle()  # records the retention change (an IGNORE-class change) first
+    used_by_other = w.add_savepoint()
+    named_by_op = w.add_savepoint()
+    plain = w.add_savepoint()
+    w.add_savepoint(current=True)
+    lease = w.rec.leases["default"]
+    kw: dict[str, Any] = {"epoch": lease.epoch, "lease": lease.name}
+    # another job was deployed from one of orders' savepoints; a third has an operation open on another
+    w.store.jobs.create("other", "default", **kw)
+    w.store.jobs.update("other", JobUpdate(savepoint=used_by_other), **kw)
+    w.store.jobs.create("third", "default", **kw)
+    w.store.operations.begin("third", "redeploy", {"cluster": "default", "restore_path": named_by_op}, **kw)
+    result = w.rec.retention.run(w.revision.desired)  # the pass alone: the cycle would resume that op
+    assert result.disposed == [("orders", plain)]
+    rows = {r.path: r for r in w.savepoints()}
+    assert not rows[used_by_other].disposed
+    assert not rows[named_by_op].disposed
+
+    # while orders itself has an operation open, retention does not touch it at all
+    extra = w.add_savepoint()
+    w.store.operations.begin("orders", "upgrade", {"cluster": "default"}, **kw)
+    result = w.rec.retention.run(w.revision.desired)
+    assert (result.looked_at, result.disposed) == (0, [])
+    assert not {r.path: r for r in w.savepoints()}[extra].disposed
