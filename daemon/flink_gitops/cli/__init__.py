@@ -55,6 +55,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "savepoint": ("sync", "savepoint"),
     "history": ("sync", "history"),
     "restart": ("restart", "restart"),
+    "savepoints": ("savepoints", "savepoints"),
 }
 
 

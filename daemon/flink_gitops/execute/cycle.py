@@ -9,7 +9,8 @@ job ids come from reserved generations of the job's uid), resumes operations
 a crash left open before anything else, and turns errors into backoff by
 type (temporary: retried later, the operation kept open where it can be
 resumed; permanent: the spec hash is marked failed and not retried until it
-changes). Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
+changes). After the actions, one call runs savepoint retention (``execute.retention``).
+Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
 ``plan.planner``, ``execute.procedures`` and ``execute.journal``,
 ``record.store`` and ``record.audit``, ``cli.sync``.
 """
@@ -34,6 +35,7 @@ from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
 from flink_gitops.execute.operation import Operation
 from flink_gitops.execute.ports import FlinkPort
 from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
+from flink_gitops.execute.retention import DisposalPort, Retention, RetentionResult
 from flink_gitops.flink.ids import job_id_for, new_trigger_id
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.observer import Observable, observe
@@ -59,7 +61,7 @@ from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import DesiredState
 
 
-class Cluster(FlinkPort, Observable, JarCluster, Protocol):
+class Cluster(FlinkPort, Observable, JarCluster, DisposalPort, Protocol):
     """What a cluster's client must offer the cycle (``FlinkClient`` does)."""
 
 
@@ -97,6 +99,8 @@ class CycleResult:
     aborted: str | None = None
     #: errors in the revision's spec files (their jobs are left as they are): never "in sync".
     spec_errors: int = 0
+    #: what savepoint retention did after the actions (None: it did not run, e.g. a dry run).
+    retention: RetentionResult | None = None
 
     @property
     def in_sync(self) -> bool:
@@ -226,6 +230,16 @@ class Reconciler:
         self.registry = self._new_registry()
         #: jar cleanup runs in the first cycle, after a cycle that acted, and after a failed delete.
         self._collect_jars = True
+        self.retention = Retention(
+            store,
+            audit,
+            clients,
+            clock,
+            actor=actor,
+            lead=self._lead,
+            epoch_of=lambda cluster: self.leases[cluster].epoch,
+            timeout_s=self.timeouts.savepoint_s,
+        )
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -397,6 +411,8 @@ class Reconciler:
                 self._track_checkpoints([r for r in track if r.cluster not in refused])
         if not dry_run and not result.aborted:
             self._clean_jars(the_plan, acted=bool(result.results))
+        if not dry_run and result.aborted is None:
+            result.retention = self.retention.run(revision.desired, commit=revision.commit, only=only)
         result.duration_s = time.perf_counter() - t0
         logger.info(result.summary())
         if dry_run:
@@ -533,6 +549,7 @@ class Reconciler:
                 "spec": spec,
                 "stable": job.last_stable.spec if job.last_stable is not None else None,
                 "savepoint_before": job.savepoint,
+                "origin": action.origin,
                 **extra,
             }
             record = uow.operations.begin(action.job, action.kind.value, ids, cluster=action.cluster)
@@ -686,6 +703,7 @@ class Reconciler:
             "manual savepoint",
             from_cluster=job.cluster,
             current_job_id=job.flink_job_id,
+            origin="manual",
         )
         commit = job.last_reconciled.commit if job.last_reconciled is not None else None
         result = self._act(action, Revision(DesiredState(commit, {}, (), frozenset(), {}, ()), commit), None)

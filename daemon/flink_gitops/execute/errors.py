@@ -37,3 +37,8 @@ class DeployFailed(PermanentError):
     def __init__(self, message: str, *, started: bool = False) -> None:
         super().__init__(message)
         self.started = started
+
+
+class PeriodicSavepointFailed(TemporaryError):
+    """Flink could not take a periodic savepoint (the job restarting, a checkpoint failing): the job
+    runs on untouched and the savepoint is tried again after backoff; its spec is never marked failed."""

@@ -12,6 +12,7 @@ rows), ``execute.procedures`` (calls the journal), ``execute.cycle``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -151,6 +152,9 @@ class StoreJournal:
             )
         state = OperationState.SUCCEEDED if succeeded else OperationState.FAILED
         with self.store.unit(epoch=epoch, lease=lease, also=also) as uow:
+            if new_savepoint is not None and new_savepoint.make_current:
+                # when the current savepoint was taken: the transaction's time, as its record's
+                update = dataclasses.replace(update, savepoint_at=uow.now)
             uow.operations.finish(op_id, state, detail, job=update, savepoint=new_savepoint)
 
 

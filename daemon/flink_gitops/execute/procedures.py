@@ -44,7 +44,14 @@ from loguru import logger
 
 from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
-from flink_gitops.execute.errors import DeployFailed, LeaseLost, RestoreRefused, StopFailed, Unsettled
+from flink_gitops.execute.errors import (
+    DeployFailed,
+    LeaseLost,
+    PeriodicSavepointFailed,
+    RestoreRefused,
+    StopFailed,
+    Unsettled,
+)
 from flink_gitops.execute.failpoints import failpoint
 from flink_gitops.execute.operation import Operation
 from flink_gitops.execute.ports import FlinkPort, JarRegistry, JobOutcome, Journal
@@ -504,8 +511,9 @@ class Procedures:
             savepoint=state or op.ids.get("savepoint_before"),
             fingerprint=self._fingerprint(op, "job_id", spec),
         )
-        origin = "upgrade" if location else None
-        return self._finish(op, True, outcome, (location, origin) if location and origin else None)
+        # a last-state upgrade restores from the job's retained checkpoint: recorded as what it is
+        origin = "retained" if restore == "last-checkpoint" else "upgrade"
+        return self._finish(op, True, outcome, (location, origin) if location else None)
 
     def _roll_back(self, op: Operation, spec: RunSpec, state: str | None, cause: DeployFailed) -> JobOutcome:
         stable = op.ids.get("stable")
@@ -666,12 +674,21 @@ class Procedures:
         src = self.flink[op.ids["cluster"]]
         job_id = op.str_id("from_job_id")
         trigger = op.str_id("trigger_id")
+        origin = op.ids.get("origin") or "manual"
         self._guard()
         if not op.has("savepoint-sent"):
             op.record(self.journal, "savepoint-sent")
-        src.trigger_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
-        location = self._wait_savepoint(src, job_id, trigger)
-        self._verify(location)
+        try:
+            src.trigger_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
+            location = self._wait_savepoint(src, job_id, trigger)
+            self._verify(location)
+        except PermanentError as exc:
+            if origin != "periodic":
+                raise
+            # nobody asked for this one: the job runs on, the next try is after backoff
+            error = f"periodic savepoint of job {job_id} failed (tried again later): {exc}"
+            self._finish(op, False, self._unchanged(op, error), None)
+            raise PeriodicSavepointFailed(error) from exc
         outcome = self._same(op, spec)
         outcome = JobOutcome(
             outcome.lifecycle,
@@ -680,7 +697,9 @@ class Procedures:
             reconciled=spec.to_record(),
             savepoint=location,
         )
-        return self._finish(op, True, outcome, (location, "manual"))
+        # the origin the intent names (nonce, periodic, manual); operations begun before it was
+        # recorded were the manual command's or a nonce's: "manual", as they were recorded then
+        return self._finish(op, True, outcome, (location, origin))
 
     def _unchanged(self, op: Operation, error: str) -> JobOutcome:
         """The job as it was before the operation (nothing was changed on Flink)."""

@@ -241,6 +241,9 @@ class Action:
     operation_id: str | None = None
     #: RECOVER / GIVE_UP: the live drift that led to it.
     drift: DriftKind | None = None
+    #: SAVEPOINT: why it is taken (a ``SnapshotOrigin`` value: nonce, periodic, manual); the
+    #: operation's intent carries it, so a resumed operation records it right.
+    origin: str | None = None
 
     @property
     def clusters(self) -> frozenset[str]:

@@ -21,6 +21,7 @@ the order they are checked for each job (first match wins):
    job disagrees with what was deployed: ``plan.health`` decides (recover a
    failed or vanished job within the restart budget; heal, warn or observe a
    change made by hand).
+9. in sync, and a periodic savepoint is due (``plan.savepoints``) → SAVEPOINT, origin periodic.
 
 Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 ``specs.changes`` (change classes), ``execute`` (carries the actions out).
@@ -49,6 +50,7 @@ from flink_gitops.plan.model import (
     Status,
     StopHow,
 )
+from flink_gitops.plan.savepoints import periodic_savepoint
 from flink_gitops.specs.changes import ChangeSet, classify
 from flink_gitops.specs.loader import DesiredJob, DesiredState, InvalidJob
 from flink_gitops.specs.model import Change
@@ -247,7 +249,10 @@ def _plan_job(
         return JobReport(
             name, target, Status.FAILED, f"spec {want.spec_hash[:12]} failed before: {rec.last_error}"
         )
-    return _change(name, want, rec, observed, ctx)
+    result = _change(name, want, rec, observed, ctx)
+    if isinstance(result, JobReport) and result.status is Status.IN_SYNC:
+        return periodic_savepoint(want, rec, observed, now) or result  # never preempts a change
+    return result
 
 
 def _removed(
@@ -316,6 +321,7 @@ def _change(
     running = _alive(rec, observed)
 
     def act(kind: ActionKind, reason: str, stop: StopHow = "none", restore: Restore = FRESH) -> Action:
+        origin = "nonce" if kind is ActionKind.SAVEPOINT else None
         return Action(
             kind,
             name,
@@ -327,6 +333,7 @@ def _change(
             change=diff.change,
             stop=stop,
             restore=restore,
+            origin=origin,
         )
 
     if suspended:

@@ -307,12 +307,19 @@ class Operations:
         return {op.name: op for op in self.open() if op.name is not None}
 
     def history(
-        self, name: str | None = None, *, cluster: str | None = None, limit: int = 100
+        self,
+        name: str | None = None,
+        *,
+        cluster: str | None = None,
+        limit: int = 100,
+        exclude_kinds: tuple[str, ...] = (),
     ) -> list[OperationRecord]:
-        """Operations (of a job / cluster, if given), newest first."""
+        """Operations (of a job / cluster, if given; not of ``exclude_kinds``), newest first."""
         query = sa.select(t.operations)
         if name is not None:
             query = query.where(t.operations.c.name == name)
+        if exclude_kinds:
+            query = query.where(t.operations.c.kind.not_in(exclude_kinds))
         if cluster is not None:
             query = query.where(t.operations.c.cluster == cluster)
         query = query.order_by(t.operations.c.started_at.desc(), t.operations.c.op_id.desc()).limit(limit)

@@ -185,14 +185,23 @@ class SnapshotKind(enum.StrEnum):
 
 
 class SnapshotOrigin(enum.StrEnum):
-    """Why a savepoint/checkpoint was taken or recorded."""
+    """Why a savepoint/checkpoint was taken or recorded (stored as at most 16 characters)."""
 
-    UPGRADE = "upgrade"
+    #: a bump of spec.job.savepointTriggerNonce.
+    NONCE = "nonce"
+    #: spec.savepoints.periodic was due.
     PERIODIC = "periodic"
+    #: ``flink-gitops savepoint JOB``.
     MANUAL = "manual"
+    #: the stop-with-savepoint of an upgrade or redeploy.
+    UPGRADE = "upgrade"
+    #: the stop-with-savepoint of a suspend.
     STOP = "stop"
+    #: the final savepoint of a prune.
     FINAL = "final"
-    RETAINED = "retained"  # a retained checkpoint read from the job's checkpoint stats
+    #: a retained checkpoint (chk-N) read from the job's checkpoint stats (a last-state upgrade, a
+    #: recovery); Flink cleans those up, retention never disposes them.
+    RETAINED = "retained"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ in the same transaction. Records are never deleted, only marked disposed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -152,3 +153,29 @@ class Snapshots:
         """The newest record not disposed, or None."""
         found = self.history(name, uid=uid, kind=kind, limit=1)
         return found[0] if found else None
+
+    def retention_stats(
+        self, *, more_than: int = 1, older_than: datetime | None = None
+    ) -> dict[str, tuple[int, datetime]]:
+        """Per job name, the count and the oldest creation time of its savepoints (kind savepoint)
+        not yet disposed: one aggregate query, so that retention reads the history only of jobs
+        that may be over their limits. Only jobs with more than one, and more than ``more_than``
+        or (when given) an oldest one created before ``older_than``."""
+        c = t.savepoints.c
+        n, oldest = sa.func.count(), sa.func.min(c.created_at)
+        over = n > more_than if older_than is None else sa.or_(n > more_than, oldest < older_than)
+        query = (
+            sa.select(c.name, n.label("n"), oldest.label("oldest"))
+            .where(c.disposed == sa.false(), c.kind == SnapshotKind.SAVEPOINT.value)
+            .group_by(c.name)
+            .having(n > 1, over)
+        )
+        with self._db.read("cannot read savepoint counts") as conn:
+            return {r.name: (int(r.n), r.oldest) for r in conn.execute(query).all()}
+
+    def current_paths(self) -> frozenset[str]:
+        """Every job's current savepoint path (``jobs.savepoint``), whatever its job: a job deployed
+        from another job's savepoint keeps that one from being disposed."""
+        query = sa.select(t.jobs.c.savepoint).where(t.jobs.c.savepoint.is_not(None)).distinct()
+        with self._db.read("cannot read current savepoints") as conn:
+            return frozenset(r.savepoint for r in conn.execute(query).all())
