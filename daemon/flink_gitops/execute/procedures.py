@@ -391,7 +391,7 @@ class Procedures:
             op.record(self.journal, step)
         try:
             target.run(jar_id, spec.run_request(job_id, restore))
-            failpoint("run-sent")
+            failpoint("run-sent", self.cancelled)
         except DuplicateJobId:
             logger.info("job {}: Flink job {} already submitted; adopting it", op.job, job_id)
         except PermanentError as exc:
