@@ -149,7 +149,9 @@ class GitConfig(_Section):
     #: fetch depth for the first clone; 0 = full history. Default 50.
     depth: int = 50
     #: how often to poll, seconds. Default 30.
-    poll_interval_s: float = 30.0
+    poll_interval_s: float = Field(30.0, gt=0)
+    #: up to this many seconds of random delay added to each scheduled poll (spreads replicas), default 1.
+    poll_jitter_s: float = Field(1.0, ge=0)
     #: timeout for one fetch, seconds. Default 60.
     fetch_timeout_s: float = 60.0
     #: accept a new commit that does not descend from the last good one (history rewritten). Default false.

@@ -42,6 +42,12 @@ def settings_from(ctx: click.Context) -> Settings:
     return obj.settings
 
 
+def config_path(ctx: click.Context) -> Path | None:
+    """The ``--config`` file of this invocation (None: embedded defaults and environment)."""
+    obj = ctx.find_object(_Context)
+    return obj.config if obj is not None else None
+
+
 #: command name -> (module under flink_gitops.cli, attribute), imported on first use.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "validate"),
@@ -56,6 +62,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("sync", "history"),
     "restart": ("restart", "restart"),
     "savepoints": ("savepoints", "savepoints"),
+    "run": ("run", "run"),
 }
 
 

@@ -18,6 +18,7 @@ Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from loguru import logger
 from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
 from flink_gitops.execute.artifacts import ArtifactCache
+from flink_gitops.execute.errors import LeaseLost
 from flink_gitops.execute.jar_registry import JarCluster, StoreJarRegistry
 from flink_gitops.execute.jars_gc import JarCollector
 from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
@@ -199,6 +201,7 @@ class Reconciler:
         actor: str,
         instance: str,
         jars: ArtifactCache | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -215,6 +218,11 @@ class Reconciler:
             download=settings.artifact_download,
         )
         self.leases: dict[str, Lease] = {}
+        #: set to stop: the action in flight parks at its last recorded step (resumed on the next
+        #: start) and no further action begins.
+        self.stopping = threading.Event()
+        #: called from every wait (a live loop for systemd's watchdog, not a timer).
+        self.heartbeat = heartbeat
         sync = settings.sync
         self.timeouts = Timeouts(
             readiness_s=sync.readiness_timeout_s,
@@ -281,6 +289,10 @@ class Reconciler:
         ttl = self.settings.store.lease_ttl_s
 
         def lost() -> bool:
+            if self.heartbeat is not None:
+                self.heartbeat()
+            if self.stopping.is_set():
+                return True
             for cluster in clusters:
                 if self.clock.monotonic() - self._last_renew.get(cluster, 0.0) < ttl / 3:
                     continue
@@ -389,6 +401,9 @@ class Reconciler:
                 result.aborted = f"audit trail unavailable: {exc}"
                 logger.error("audit unavailable: no actions this cycle: {}", exc)
             for action in () if result.aborted else the_plan.actions:
+                if self.stopping.is_set():
+                    result.aborted = "stopping: the remaining actions wait for the next start"
+                    break
                 blocked = [refused[c] for c in sorted(action.clusters) if c in refused]
                 if blocked:
                     result.results[action.job] = ActionResult(
@@ -493,6 +508,12 @@ class Reconciler:
                     scope.outcome(outcome.lifecycle.value)
         except AuditError:
             raise
+        except LeaseLost as exc:
+            if self.stopping.is_set():
+                logger.info("job {}: parked at its last recorded step: stopping", action.job)
+                return ActionResult(action.job, action.kind, False, None, "parked: stopping", retry=True)
+            self._back_off(action, exc)
+            return ActionResult(action.job, action.kind, False, None, str(exc), retry=True)
         except TemporaryError as exc:
             self._back_off(action, exc)
             return ActionResult(action.job, action.kind, False, None, str(exc), retry=True)

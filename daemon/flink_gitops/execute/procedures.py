@@ -432,7 +432,7 @@ class Procedures:
         for attempt in range(2):
             try:
                 target.run(jar_id, spec.run_request(job_id, restore))
-                failpoint("run-sent")
+                failpoint("run-sent", self.cancelled)
             except DuplicateJobId:
                 logger.info("job {}: Flink job {} already submitted; adopting it", op.job, job_id)
             except FlinkNotFound as exc:
