@@ -192,7 +192,7 @@ INEXPRESSIBLE = {
     # JSON has one number type: 4.0 is an "integer" to JSON Schema; YAML's 4.0 is a float
     "parallelism-integral-float": _with(JOB, "spec.job.parallelism", 4.0),
     "duration-integral-float": _with(JOB, "spec.savepoints", {"periodic": 300.0}),
-    # a reversed range is syntactically a range; only APScheduler sees that 23-0 is empty
+    # a reversed range is syntactically a range; only the cron parser sees that 23-0 is empty
     "schedule-reversed-range": _batch("0 23-0 * * *"),
     # two fields that must be equal when both are set: no cross-field equality in JSON Schema
     "session-paths-disagree": _with(
