@@ -109,6 +109,8 @@ class RecordedJob:
     savepoint_at: datetime | None = None
     #: a scheduled batch job: the scheduled time of its last started run.
     last_run_at: datetime | None = None
+    #: when this life of the job was recorded (a schedule's first fire time comes after it).
+    since: datetime | None = None
 
 
 class ActionKind(enum.StrEnum):
@@ -132,6 +134,8 @@ class ActionKind(enum.StrEnum):
     PRUNE = "prune"
     #: finish an operation that a crash left open, from its last recorded step.
     RESUME_OPERATION = "resume-operation"
+    #: a batch job's run: its spec, fresh, as a new Flink job that ends on its own (``plan.schedule``).
+    RUN = "run"
 
 
 #: how the current Flink job ends before the new one runs.
@@ -176,6 +180,8 @@ class Action:
     new_life: bool = False
     #: RESUME_OPERATION: the operation to resume.
     operation_id: str | None = None
+    #: RUN of a scheduled batch job: the fire time it runs for (written as the job's last_run_at).
+    scheduled_at: datetime | None = None
 
     @property
     def clusters(self) -> frozenset[str]:

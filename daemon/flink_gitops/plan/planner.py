@@ -17,7 +17,12 @@ the order they are checked for each job (first match wins):
 8. the change class (``specs.changes``) of last reconciled → desired picks the
    action: STATE suspend/resume, REDEPLOY nonces, UPGRADE/SCALE by upgradeMode,
    SAVEPOINT nonces, IGNORE → record only; no change → in sync unless the live
-   job disagrees (DRIFT, reported; healing is the next stage's).
+   job disagrees (DRIFT, reported; healing is the next stage's). A batch job
+   (``mode: batch``) is decided by ``plan.schedule`` instead: a RUN per spec
+   revision, or on its cron schedule; a finished run is in sync.
+
+Last, ``plan.resources`` holds back the starts that do not fit their cluster's free
+slots or parallelism cap (WAITING, or REFUSED above the cap).
 
 Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 ``specs.changes`` (change classes), ``execute`` (carries the actions out).
@@ -25,12 +30,14 @@ Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
 
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.view import ClusterView, ObservedJob
+from flink_gitops.plan import schedule as batch
 from flink_gitops.plan.model import (
     FRESH,
     Action,
@@ -42,6 +49,7 @@ from flink_gitops.plan.model import (
     Status,
     StopHow,
 )
+from flink_gitops.plan.resources import fit
 from flink_gitops.specs.changes import ChangeSet, classify
 from flink_gitops.specs.loader import DesiredJob, DesiredState, InvalidJob
 from flink_gitops.specs.model import Change
@@ -61,8 +69,13 @@ def plan(
     only: Iterable[str] | None = None,
     prune: bool = False,
     max_prune_fraction: float = 1.0,
+    caps: Mapping[str, int] | None = None,
+    missed_run_grace_s: float = 600.0,
 ) -> Plan:
-    """Decide what to do for every job (or only the named ones); see the module docstring."""
+    """Decide what to do for every job (or only the named ones); see the module docstring.
+
+    ``caps``: cluster → max_total_parallelism; ``missed_run_grace_s``: see ``plan.schedule``.
+    """
     names = set(desired.jobs) | set(recorded)
     if only is not None:
         names &= set(only)
@@ -72,12 +85,21 @@ def plan(
     for name in sorted(names):
         rec = recorded.get(name)
         may_prune = rec is not None and desired.may_prune(name, rec.file)
-        result = _plan_job(name, desired.jobs.get(name), rec, observed, now, pruning if may_prune else "kept")
+        result = _plan_job(
+            name,
+            desired.jobs.get(name),
+            rec,
+            observed,
+            now,
+            pruning if may_prune else "kept",
+            missed_run_grace_s,
+        )
         if isinstance(result, Action):
             actions.append(result)
             reports[name] = JobReport(name, result.cluster, Status.PENDING, result.reason)
         else:
             reports[name] = result
+    actions = fit(actions, reports, observed, recorded, desired.valid_jobs(), caps or {})
     unreachable = {c: v.error or "unreachable" for c, v in sorted(observed.items()) if not v.reachable}
     return Plan(tuple(actions), reports, _unmanaged(observed, recorded.values()), unreachable)
 
@@ -130,6 +152,7 @@ def _plan_job(
     observed: Mapping[str, ClusterView],
     now: datetime,
     pruning: str | None = "prune is off",
+    grace_s: float = 600.0,
 ) -> Action | JobReport:
     live = rec is not None and rec.lifecycle is not JobLifecycle.DELETED
     target = want.spec.spec.cluster if isinstance(want, DesiredJob) else None
@@ -165,12 +188,12 @@ def _plan_job(
             name, target, Status.WAITING, f"backing off after: {rec.last_error}; next try {when}"
         )
     if rec is None or not live or rec.reconciled is None:
-        return _first_deploy(name, want, rec, live)
+        return _first_deploy(name, want, rec, live, observed, now, grace_s)
     if want.spec_hash == rec.failed_hash:
         return JobReport(
             name, target, Status.FAILED, f"spec {want.spec_hash[:12]} failed before: {rec.last_error}"
         )
-    return _change(name, want, rec, observed)
+    return _change(name, want, rec, observed, now, grace_s)
 
 
 def _removed(
@@ -204,17 +227,33 @@ def _removed(
     )
 
 
-def _first_deploy(name: str, want: DesiredJob, rec: RecordedJob | None, live: bool) -> Action | JobReport:
+def _first_deploy(
+    name: str,
+    want: DesiredJob,
+    rec: RecordedJob | None,
+    live: bool,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+    grace_s: float,
+) -> Action | JobReport:
     cluster = want.spec.spec.cluster
     job = want.spec.spec.job
     if job.state == "suspended":
         return Action(ActionKind.RECORD, name, cluster, "new job, suspended: recorded, not started", want)
-    if want.spec.spec.schedule is not None:
-        why = f"new scheduled batch job ({want.spec.spec.schedule}, UTC): recorded; the scheduler starts it"
+    cron = want.spec.spec.schedule
+    if cron is not None:
+        if rec is not None and live:  # recorded, never reconciled: the schedule counts from its record
+            return _scheduled(name, want, rec, observed, now, grace_s, None)
+        first = batch.parsed(cron).next_after(now)
+        when = first.isoformat(timespec="minutes") if first is not None else "never"
+        why = f"new scheduled batch job ({cron}, UTC): recorded; first run {when}"
         return Action(ActionKind.RECORD, name, cluster, why, want)
     restore = Restore("path", job.initialSavepointPath) if job.initialSavepointPath else FRESH
     why = "new job" if rec is None else ("added again: a new life" if not live else "not deployed yet")
-    return Action(ActionKind.DEPLOY, name, cluster, why, want, restore=restore, new_life=not live)
+    kind = ActionKind.DEPLOY
+    if want.spec.spec.mode == "batch":
+        kind, why = ActionKind.RUN, f"{why}: run the batch job"
+    return Action(kind, name, cluster, why, want, restore=restore, new_life=not live)
 
 
 def _alive(rec: RecordedJob, observed: Mapping[str, ClusterView]) -> ObservedJob | None:
@@ -226,7 +265,12 @@ def _alive(rec: RecordedJob, observed: Mapping[str, ClusterView]) -> ObservedJob
 
 
 def _change(
-    name: str, want: DesiredJob, rec: RecordedJob, observed: Mapping[str, ClusterView]
+    name: str,
+    want: DesiredJob,
+    rec: RecordedJob,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+    grace_s: float = 600.0,
 ) -> Action | JobReport:
     assert rec.reconciled is not None
     if want.spec_hash == rec.reconciled.hash and want.full_digest == rec.reconciled.full_digest:
@@ -251,6 +295,9 @@ def _change(
             stop=stop,
             restore=restore,
         )
+
+    if want.spec.spec.mode == "batch" and (job.state == "running" or not suspended):
+        return _batch(name, want, rec, observed, now, grace_s, diff, act)
 
     if suspended:
         if job.state == "suspended":
@@ -390,3 +437,107 @@ def _in_sync(
     if rec.lifecycle is JobLifecycle.ROLLED_BACK:
         return JobReport(name, target, Status.IN_SYNC, f"rolled back; running job {seen.job_id}")
     return JobReport(name, target, Status.IN_SYNC, f"running job {seen.job_id} ({seen.state.lower()})")
+
+
+def _batch_run(
+    rec: RecordedJob, observed: Mapping[str, ClusterView]
+) -> tuple[ObservedJob | None, str | None]:
+    """The last run's Flink job as observed (None: not listed, or never ran) and its failure cause."""
+    if rec.flink_job_id is None:
+        return None, None
+    view = observed[rec.cluster]
+    return view.jobs.get(rec.flink_job_id), view.causes.get(rec.flink_job_id)
+
+
+def _scheduled(
+    name: str,
+    want: DesiredJob,
+    rec: RecordedJob,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+    grace_s: float,
+    act: _Act | None,
+    changed: str | None = None,
+) -> Action | JobReport:
+    """A scheduled batch job: a RUN when a fire time is due (``plan.schedule.scheduled``)."""
+    assert want.spec.spec.schedule is not None
+    target = want.spec.spec.cluster
+    seen, cause = _batch_run(rec, observed)
+    decision = batch.scheduled(
+        want.spec.spec.schedule,
+        last_run_at=rec.last_run_at,
+        since=rec.since,
+        last_job=rec.flink_job_id,
+        seen=seen,
+        now=now,
+        grace_s=grace_s,
+        cause=cause,
+        failed_to_start=rec.last_error if rec.lifecycle is JobLifecycle.FAILED else None,
+    )
+    if decision.start:
+        if act is None:
+            return Action(ActionKind.RUN, name, target, decision.reason, want, scheduled_at=decision.run_for)
+        return dataclasses.replace(act(ActionKind.RUN, decision.reason), scheduled_at=decision.run_for)
+    if changed is not None and act is not None:
+        return act(ActionKind.RECORD, f"recorded {changed} for the next run; {decision.reason}")
+    return JobReport(name, target, decision.status, decision.reason)
+
+
+def _batch(
+    name: str,
+    want: DesiredJob,
+    rec: RecordedJob,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+    grace_s: float,
+    diff: ChangeSet,
+    act: _Act,
+) -> Action | JobReport:
+    """A batch job already recorded: run again on a change (or on its schedule), else report the run."""
+    target = want.spec.spec.cluster
+    job = want.spec.spec.job
+    seen, cause = _batch_run(rec, observed)
+    live = seen is not None and not seen.terminal
+    if job.state == "suspended":  # not suspended yet: a batch run cannot take a savepoint, cancel it
+        if live:
+            return act(ActionKind.SUSPEND, "suspend: cancel the batch run", "cancel")
+        return act(ActionKind.SUSPEND, "suspend (no batch run is going)")
+    resumed = rec.lifecycle is JobLifecycle.SUSPENDED
+    rerun = resumed or (diff.change is not None and diff.change >= Change.SCALE)
+    if want.spec.spec.schedule is not None:
+        return _scheduled(
+            name, want, rec, observed, now, grace_s, act, _fields(diff) if diff.changed else None
+        )
+    if rerun:
+        why = "resumed" if resumed and not diff.paths else f"spec changed ({_fields(diff)})"
+        if live:
+            assert seen is not None
+            return JobReport(
+                name,
+                target,
+                Status.WAITING,
+                f"{why}: the new run waits until the current run (job {seen.job_id}, {seen.state}) ends; "
+                "never two runs at once",
+            )
+        return act(ActionKind.RUN, f"{why}: run the batch job again")
+    if diff.changed:
+        return act(ActionKind.RECORD, f"record only ({_fields(diff)})")
+    if rec.flink_job_id is None:
+        return JobReport(name, target, Status.DRIFT, "batch job: no run of it is recorded")
+    outcome = batch.run_outcome(seen, cause)
+    if seen is None:
+        return JobReport(
+            name,
+            target,
+            Status.IN_SYNC,
+            f"batch run {rec.flink_job_id} {outcome} (Flink drops finished jobs from its history); "
+            "not run again while the spec is unchanged",
+        )
+    if seen.state in ("FAILED", "CANCELED"):
+        return JobReport(
+            name,
+            target,
+            Status.FAILED,
+            f"batch run {seen.job_id} {outcome}; runs again when the spec changes",
+        )
+    return JobReport(name, target, Status.IN_SYNC, f"batch run {seen.job_id} {outcome.lower()}")
