@@ -97,6 +97,9 @@ class ClusterConfig(_Section):
     breaker_reset_s: float = 30.0
     #: how long to wait for a savepoint / stop operation, seconds. Default 600.
     savepoint_timeout_s: float = 600.0
+    #: cap on the summed parallelism of our live jobs on this cluster, in slots (a start that
+    #: would pass it waits; one that alone needs more is refused); null = no cap. Default null.
+    max_total_parallelism: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _plain_url(self) -> Self:
@@ -237,6 +240,10 @@ class SyncConfig(_Section):
     restart_budget: int = Field(3, ge=0)
     #: the window the restart budget counts in, seconds. Default 3600.
     restart_window_s: float = Field(3600.0, gt=0)
+    #: a scheduled batch run missed (daemon down, previous run still going) is started late,
+    #: once for all missed fire times, only while its fire time is at most this long ago;
+    #: older ones are skipped and reported. Keep it above git.poll_interval_s. Seconds, default 600.
+    missed_run_grace_s: float = Field(600.0, ge=0)
 
 
 def _default_clusters() -> dict[str, ClusterConfig]:

@@ -34,6 +34,7 @@ from flink_gitops.execute.ports import FlinkPort
 from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
 from flink_gitops.flink.ids import job_id_for, new_trigger_id
 from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.observe.causes import Explainable, with_causes
 from flink_gitops.observe.observer import Observable, observe
 from flink_gitops.plan.model import Action, ActionKind, Plan, RecordedJob, Status
 from flink_gitops.plan.planner import plan
@@ -44,7 +45,7 @@ from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import DesiredState
 
 
-class Cluster(FlinkPort, Observable, Protocol):
+class Cluster(FlinkPort, Observable, Explainable, Protocol):
     """What a cluster's client must offer the cycle (``FlinkClient`` does)."""
 
 
@@ -203,6 +204,14 @@ class Reconciler:
             savepoint_dir=sync.savepoint_dir,
         )
         self._last_renew: dict[str, float] = {}
+        #: Flink job id → why it failed (``observe.causes``; a terminal job's cause never changes).
+        self._causes: dict[str, str] = {}
+        #: cluster → max_total_parallelism, for the clusters that have a cap.
+        self.caps = {
+            n: c.max_total_parallelism
+            for n, c in settings.clusters.items()
+            if c.max_total_parallelism is not None
+        }
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -293,14 +302,19 @@ class Reconciler:
 
     def plan(self, revision: Revision, *, only: list[str] | None = None) -> Plan:
         observed = observe(self.clients)
+        recorded = self.recorded(revision.desired)
+        ours = ((r.cluster, r.flink_job_id) for r in recorded.values() if r.flink_job_id is not None)
+        observed = with_causes(observed, self.clients, ours, self._causes)
         return plan(
             revision.desired,
             observed,
-            self.recorded(revision.desired),
+            recorded,
             self.clock.now(),
             only=only,
             prune=self.settings.sync.prune,
             max_prune_fraction=self.settings.sync.max_prune_fraction,
+            caps=self.caps,
+            missed_run_grace_s=self.settings.sync.missed_run_grace_s,
         )
 
     def cycle(
@@ -446,6 +460,7 @@ class Reconciler:
                 "spec": spec,
                 "stable": job.last_stable.spec if job.last_stable is not None else None,
                 "savepoint_before": job.savepoint,
+                "scheduled_at": action.scheduled_at.isoformat() if action.scheduled_at else None,
             }
             record = uow.operations.begin(action.job, action.kind.value, ids, cluster=action.cluster)
         return Operation(record.op_id, action.kind, action.job, dict(ids))

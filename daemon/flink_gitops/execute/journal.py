@@ -13,6 +13,7 @@ rows), ``execute.procedures`` (calls the journal), ``execute.cycle``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from flink_gitops.execute.operation import Operation
@@ -20,6 +21,7 @@ from flink_gitops.execute.ports import JobOutcome
 from flink_gitops.execute.procedures import RunSpec
 from flink_gitops.plan.model import ActionKind, ReconciledSpec, RecordedJob
 from flink_gitops.record.store import (
+    KEEP,
     JobRecord,
     JobUpdate,
     NewSavepoint,
@@ -83,6 +85,7 @@ def recorded_job(job: JobRecord, open_op: OperationRecord | None) -> RecordedJob
         fingerprint=job.fingerprint,
         savepoint_at=job.savepoint_at,
         last_run_at=job.last_run_at,
+        since=job.created_at,
     )
 
 
@@ -130,6 +133,7 @@ class StoreJournal:
     ) -> None:
         op, epoch, lease, also = self._fence(op_id)
         assert op.name is not None
+        scheduled = op.intent.get("scheduled_at")  # a scheduled batch run: the fire time it ran for
         update = JobUpdate(
             cluster=job.cluster,
             state=job.lifecycle,
@@ -137,6 +141,7 @@ class StoreJournal:
             last_error=job.error,
             **_specs(job),
             **_outcome_fields(succeeded, job),
+            last_run_at=datetime.fromisoformat(scheduled) if scheduled else KEEP,
         )
         new_savepoint = None
         if savepoint is not None:
