@@ -6,7 +6,8 @@ without ``--dry-run`` carries the plan out, showing live progress on a terminal
 while it waits on savepoints and starts (rich). Exit 0 when everything is in
 sync afterwards, 1 with one line per job that is not, 2 when nothing could be
 done (config, store, audit key, Git). ``status`` reads the store only (it works
-while Flink is down); ``savepoint JOB`` takes a savepoint of a running job now;
+while Flink is down; a scheduled batch job's next run comes from its recorded schedule and
+last run, ``plan.schedule.next_run``); ``savepoint JOB`` takes a savepoint of a running job now;
 ``history JOB`` lists its operations, savepoints and audit entries.
 Neighbours: ``execute.cycle`` (the work), ``cli.__init__`` (settings, errors).
 """
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,9 @@ from flink_gitops.clock import SystemClock
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.plan.model import Plan
+from flink_gitops.plan.schedule import next_run
 from flink_gitops.record.audit import AuditTrail, cli_actor
-from flink_gitops.record.store import Store, open_store
+from flink_gitops.record.store import JobRecord, Store, open_store
 from flink_gitops.settings import Settings
 from flink_gitops.source.git import GitSource
 from flink_gitops.source.tree import DirectoryTree, Tree
@@ -190,6 +193,37 @@ def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], r
     sys.exit(_report(out, result, len(revision.desired.errors)))
 
 
+def _batch_fields(job: JobRecord, settings: Settings, now: datetime) -> dict[str, Any]:
+    """mode, schedule, last and next run of a job (the next run only for a scheduled batch job)."""
+    body = job.last_reconciled.spec.get("spec", {}).get("spec", {}) if job.last_reconciled else {}
+    mode, cron = body.get("mode"), body.get("schedule")
+    out: dict[str, Any] = {
+        "mode": mode,
+        "schedule": cron,
+        "lastRunAt": job.last_run_at.isoformat() if job.last_run_at else None,
+        "nextRunAt": None,
+        "nextRunDue": False,
+    }
+    if mode == "batch" and isinstance(cron, str) and not job.deleted and job.state.value != "suspended":
+        when, due = next_run(
+            cron,
+            last_run_at=job.last_run_at,
+            since=job.created_at,
+            now=now,
+            grace_s=settings.sync.missed_run_grace_s,
+        )
+        out["nextRunAt"] = when.isoformat() if when is not None else None
+        out["nextRunDue"] = due
+    return out
+
+
+def _next_run_cell(d: dict[str, Any]) -> str:
+    if d["nextRunAt"] is None:
+        return "-" if d["mode"] != "batch" or d["schedule"] is None else "never"
+    when = str(d["nextRunAt"]).replace("+00:00", "Z")
+    return f"due now (missed {when})" if d["nextRunDue"] else when
+
+
 @click.command("status")
 @click.argument("job", required=False)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -197,7 +231,9 @@ def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], r
 def status(ctx: click.Context, job: str | None, output: str) -> None:
     """What the store records about every job (or one): lifecycle, Flink job, savepoint, last error."""
     settings = settings_from(ctx)
-    with open_store(settings, clock=SystemClock()) as store:
+    clock = SystemClock()
+    with open_store(settings, clock=clock) as store:
+        now = clock.now()
         open_ops = store.operations.open_by_job()
         rows = [j for j in store.jobs.all() if job is None or j.name == job]
         if job is not None and not rows:
@@ -220,13 +256,14 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                 "generation": j.generation,
                 "uid": j.uid,
             }
+            | _batch_fields(j, settings, now)
             for j in rows
         ]
     if output == "json":
         click.echo(json.dumps(data, indent=2))
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("job", "cluster", "lifecycle", "flink job", "savepoint", "last error"):
+    for column in ("job", "cluster", "lifecycle", "flink job", "savepoint", "next run", "last error"):
         table.add_column(column)
     for d in data:
         table.add_row(
@@ -238,6 +275,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                     d["lifecycle"] + (" (op open)" if d["openOperation"] else ""),
                     d["flinkJobId"] or "-",
                     d["savepoint"] or "-",
+                    _next_run_cell(d),
                     (d["lastError"] or "")[:120],
                 ),
             )
