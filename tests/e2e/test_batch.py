@@ -38,7 +38,9 @@ from tests.fixtures.flink import cancel_all_jobs, local_cluster
 from tests.fixtures.gitserver import Remote
 
 
-def batch_yaml(name: str, out: Path, *, records: int = 2000, **spec: Any) -> str:
+def batch_yaml(
+    name: str, out: Path, *, records: int = 2000, extra_args: tuple[str, ...] = (), **spec: Any
+) -> str:
     doc = {
         "apiVersion": "flink-gitops/v1",
         "kind": "FlinkJob",
@@ -48,7 +50,7 @@ def batch_yaml(name: str, out: Path, *, records: int = 2000, **spec: Any) -> str
             "job": {
                 "jarURI": "artifacts/batch.jar",
                 "entryClass": BATCH_ENTRY,
-                "args": ["--records", str(records), "--out", str(out)],
+                "args": ["--records", str(records), "--out", str(out), *extra_args],
                 "parallelism": 1,
                 "upgradeMode": "stateless",
             },
@@ -111,6 +113,31 @@ def test_a_batch_job_runs_to_finished_once_and_again_only_when_its_spec_changes(
     assert sum(counts(out).values()) == 3000
     assert g.status("report")["mode"] == "batch"
     assert g.status("report")["nextRunAt"] is None  # no schedule: no next run
+
+
+def test_a_failed_batch_run_is_reported_with_its_cause_and_not_rerun_on_the_same_spec(
+    gitops: Gitops, flink_cluster: LocalFlinkCluster
+) -> None:
+    g = gitops
+    out = g.out / "broken"
+    # --keys 0: the generator divides by zero at run time; no restarts, so the run ends FAILED
+    broken = batch_yaml(
+        "broken", out, extra_args=("--keys", "0"), flinkConfiguration={"restart-strategy.type": "none"}
+    )
+    g.commit({"jobs/broken.yaml": broken})
+    g.synced()  # the run was started: that is this cycle's action
+    run = g.status("broken")["flinkJobId"]
+    with g.client() as c:
+        c.wait_for_job_state(run, {"FAILED"}, 60)
+    seen = jobs_of(flink_cluster)
+    for _ in range(2):
+        proc = g.sync()
+        assert proc.returncode == 1
+        assert (
+            f"broken: failed: batch run {run} FAILED: java.lang.ArithmeticException: / by zero" in proc.stderr
+        )
+        assert "runs again when the spec changes" in proc.stderr
+        assert jobs_of(flink_cluster) == seen  # not run again on the same spec
 
 
 # --- cron, with a fake clock ----------------------------------------------------------------------
