@@ -12,3 +12,4 @@ def test_the_sample_config_loads() -> None:
     settings = load_settings(sample)
     assert settings.sync.prune is False
     assert settings.sync.max_prune_fraction == 0.5
+    assert settings.sync.missed_run_grace_s == 600
