@@ -14,6 +14,7 @@ Neighbours: ``specs.changes`` (reads the classes), ``specs.hashing``,
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
@@ -127,6 +128,10 @@ Duration = Annotated[
 ]
 
 
+#: any instant works: a day that exists comes within cron.SEARCH_DAYS of it (Feb 29 too).
+_CRON_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def _cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5:
@@ -139,9 +144,11 @@ def _cron(value: str) -> str:
             "a list of these, with an optional /step (names: jan-dec, mon-sun, lowercase)"
         )
     try:
-        cron.parse(value)  # cron(8) semantics: weekday 0 and 7 are Sunday
+        parsed = cron.parse(value)  # cron(8) semantics: weekday 0 and 7 are Sunday
     except ValueError as exc:
         raise ValueError(f"invalid cron expression {quote(value)}: {quote(str(exc), 120)}") from exc
+    if parsed.next_after(_CRON_EPOCH) is None:
+        raise ValueError(f"cron expression {quote(value)} never fires (no such day, e.g. 31 in February)")
     return " ".join(fields)
 
 
