@@ -30,7 +30,6 @@ Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
@@ -243,7 +242,7 @@ def _first_deploy(
     cron = want.spec.spec.schedule
     if cron is not None:
         if rec is not None and live:  # recorded, never reconciled: the schedule counts from its record
-            return _scheduled(name, want, rec, observed, now, grace_s, None)
+            return batch.plan_scheduled(name, want, rec, observed, now, grace_s, None)
         first = batch.parsed(cron).next_after(now)
         when = first.isoformat(timespec="minutes") if first is not None else "never"
         why = f"new scheduled batch job ({cron}, UTC): recorded; first run {when}"
@@ -297,7 +296,7 @@ def _change(
         )
 
     if want.spec.spec.mode == "batch" and (job.state == "running" or not suspended):
-        return _batch(name, want, rec, observed, now, grace_s, diff, act)
+        return batch.plan_batch(name, want, rec, observed, now, grace_s, diff, act, _fields(diff))
 
     if suspended:
         if job.state == "suspended":
@@ -437,107 +436,3 @@ def _in_sync(
     if rec.lifecycle is JobLifecycle.ROLLED_BACK:
         return JobReport(name, target, Status.IN_SYNC, f"rolled back; running job {seen.job_id}")
     return JobReport(name, target, Status.IN_SYNC, f"running job {seen.job_id} ({seen.state.lower()})")
-
-
-def _batch_run(
-    rec: RecordedJob, observed: Mapping[str, ClusterView]
-) -> tuple[ObservedJob | None, str | None]:
-    """The last run's Flink job as observed (None: not listed, or never ran) and its failure cause."""
-    if rec.flink_job_id is None:
-        return None, None
-    view = observed[rec.cluster]
-    return view.jobs.get(rec.flink_job_id), view.causes.get(rec.flink_job_id)
-
-
-def _scheduled(
-    name: str,
-    want: DesiredJob,
-    rec: RecordedJob,
-    observed: Mapping[str, ClusterView],
-    now: datetime,
-    grace_s: float,
-    act: _Act | None,
-    changed: str | None = None,
-) -> Action | JobReport:
-    """A scheduled batch job: a RUN when a fire time is due (``plan.schedule.scheduled``)."""
-    assert want.spec.spec.schedule is not None
-    target = want.spec.spec.cluster
-    seen, cause = _batch_run(rec, observed)
-    decision = batch.scheduled(
-        want.spec.spec.schedule,
-        last_run_at=rec.last_run_at,
-        since=rec.since,
-        last_job=rec.flink_job_id,
-        seen=seen,
-        now=now,
-        grace_s=grace_s,
-        cause=cause,
-        failed_to_start=rec.last_error if rec.lifecycle is JobLifecycle.FAILED else None,
-    )
-    if decision.start:
-        if act is None:
-            return Action(ActionKind.RUN, name, target, decision.reason, want, scheduled_at=decision.run_for)
-        return dataclasses.replace(act(ActionKind.RUN, decision.reason), scheduled_at=decision.run_for)
-    if changed is not None and act is not None:
-        return act(ActionKind.RECORD, f"recorded {changed} for the next run; {decision.reason}")
-    return JobReport(name, target, decision.status, decision.reason)
-
-
-def _batch(
-    name: str,
-    want: DesiredJob,
-    rec: RecordedJob,
-    observed: Mapping[str, ClusterView],
-    now: datetime,
-    grace_s: float,
-    diff: ChangeSet,
-    act: _Act,
-) -> Action | JobReport:
-    """A batch job already recorded: run again on a change (or on its schedule), else report the run."""
-    target = want.spec.spec.cluster
-    job = want.spec.spec.job
-    seen, cause = _batch_run(rec, observed)
-    live = seen is not None and not seen.terminal
-    if job.state == "suspended":  # not suspended yet: a batch run cannot take a savepoint, cancel it
-        if live:
-            return act(ActionKind.SUSPEND, "suspend: cancel the batch run", "cancel")
-        return act(ActionKind.SUSPEND, "suspend (no batch run is going)")
-    resumed = rec.lifecycle is JobLifecycle.SUSPENDED
-    rerun = resumed or (diff.change is not None and diff.change >= Change.SCALE)
-    if want.spec.spec.schedule is not None:
-        return _scheduled(
-            name, want, rec, observed, now, grace_s, act, _fields(diff) if diff.changed else None
-        )
-    if rerun:
-        why = "resumed" if resumed and not diff.paths else f"spec changed ({_fields(diff)})"
-        if live:
-            assert seen is not None
-            return JobReport(
-                name,
-                target,
-                Status.WAITING,
-                f"{why}: the new run waits until the current run (job {seen.job_id}, {seen.state}) ends; "
-                "never two runs at once",
-            )
-        return act(ActionKind.RUN, f"{why}: run the batch job again")
-    if diff.changed:
-        return act(ActionKind.RECORD, f"record only ({_fields(diff)})")
-    if rec.flink_job_id is None:
-        return JobReport(name, target, Status.DRIFT, "batch job: no run of it is recorded")
-    outcome = batch.run_outcome(seen, cause)
-    if seen is None:
-        return JobReport(
-            name,
-            target,
-            Status.IN_SYNC,
-            f"batch run {rec.flink_job_id} {outcome} (Flink drops finished jobs from its history); "
-            "not run again while the spec is unchanged",
-        )
-    if seen.state in ("FAILED", "CANCELED"):
-        return JobReport(
-            name,
-            target,
-            Status.FAILED,
-            f"batch run {seen.job_id} {outcome}; runs again when the spec changes",
-        )
-    return JobReport(name, target, Status.IN_SYNC, f"batch run {seen.job_id} {outcome.lower()}")

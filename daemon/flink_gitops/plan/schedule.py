@@ -19,21 +19,38 @@ before it existed. The policy, evaluated each cycle with the injected ``now``:
   at the next fire time; restarts within a budget are the recovery stage's.
 
 Each run is a new Flink job (a new generation: the executor's ``RUN`` action).
-:func:`scheduled` is the decision the planner (and recovery) calls; :func:`next_run`
-serves ``status``. Neighbours: ``flink_gitops.cron`` (fire times),
+:func:`scheduled` is the decision for a scheduled job (recovery may call it too),
+:func:`plan_batch` / :func:`plan_scheduled` turn it into the planner's action or
+report, and :func:`next_run` serves ``status``. Neighbours: ``flink_gitops.cron`` (fire times),
 ``plan.planner`` (calls this), ``execute`` (starts the run and writes
 ``last_run_at`` from the operation's intent).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Protocol
 
 from flink_gitops import cron
-from flink_gitops.observe.view import ObservedJob
-from flink_gitops.plan.model import Status
+from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.observe.view import ClusterView, ObservedJob
+from flink_gitops.plan.model import (
+    FRESH,
+    Action,
+    ActionKind,
+    JobReport,
+    RecordedJob,
+    Restore,
+    Status,
+    StopHow,
+)
+from flink_gitops.specs.changes import ChangeSet
+from flink_gitops.specs.loader import DesiredJob
+from flink_gitops.specs.model import Change
 
 #: missed fire times counted for a report at most (a per-minute schedule down for a month has 43,200).
 COUNT_LIMIT = 100
@@ -159,3 +176,112 @@ def next_run(
     if latest is not None and latest > base and now - latest <= timedelta(seconds=grace_s):
         return latest, True
     return c.next_after(now), False
+
+
+class Act(Protocol):
+    """The planner's action builder for one job (``act`` in ``plan.planner._change``)."""
+
+    def __call__(
+        self, kind: ActionKind, reason: str, stop: StopHow = "none", restore: Restore = FRESH
+    ) -> Action: ...
+
+
+def _last_run(rec: RecordedJob, observed: Mapping[str, ClusterView]) -> tuple[ObservedJob | None, str | None]:
+    """The last run's Flink job as observed (None: not listed, or never ran) and its failure cause."""
+    if rec.flink_job_id is None:
+        return None, None
+    view = observed[rec.cluster]
+    return view.jobs.get(rec.flink_job_id), view.causes.get(rec.flink_job_id)
+
+
+def plan_scheduled(
+    name: str,
+    want: DesiredJob,
+    rec: RecordedJob,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+    grace_s: float,
+    act: Act | None,
+    changed: str | None = None,
+) -> Action | JobReport:
+    """A scheduled batch job: a RUN when a fire time is due (``plan.schedule.scheduled``)."""
+    assert want.spec.spec.schedule is not None
+    target = want.spec.spec.cluster
+    seen, cause = _last_run(rec, observed)
+    decision = scheduled(
+        want.spec.spec.schedule,
+        last_run_at=rec.last_run_at,
+        since=rec.since,
+        last_job=rec.flink_job_id,
+        seen=seen,
+        now=now,
+        grace_s=grace_s,
+        cause=cause,
+        failed_to_start=rec.last_error if rec.lifecycle is JobLifecycle.FAILED else None,
+    )
+    if decision.start:
+        if act is None:
+            return Action(ActionKind.RUN, name, target, decision.reason, want, scheduled_at=decision.run_for)
+        return dataclasses.replace(act(ActionKind.RUN, decision.reason), scheduled_at=decision.run_for)
+    if changed is not None and act is not None:
+        return act(ActionKind.RECORD, f"recorded {changed} for the next run; {decision.reason}")
+    return JobReport(name, target, decision.status, decision.reason)
+
+
+def plan_batch(
+    name: str,
+    want: DesiredJob,
+    rec: RecordedJob,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+    grace_s: float,
+    diff: ChangeSet,
+    act: Act,
+    fields: str,
+) -> Action | JobReport:
+    """A batch job already recorded: run again on a change (or on its schedule), else report the run."""
+    target = want.spec.spec.cluster
+    job = want.spec.spec.job
+    seen, cause = _last_run(rec, observed)
+    live = seen is not None and not seen.terminal
+    if job.state == "suspended":  # not suspended yet: a batch run cannot take a savepoint, cancel it
+        if live:
+            return act(ActionKind.SUSPEND, "suspend: cancel the batch run", "cancel")
+        return act(ActionKind.SUSPEND, "suspend (no batch run is going)")
+    resumed = rec.lifecycle is JobLifecycle.SUSPENDED
+    rerun = resumed or (diff.change is not None and diff.change >= Change.SCALE)
+    if want.spec.spec.schedule is not None:
+        return plan_scheduled(name, want, rec, observed, now, grace_s, act, fields if diff.changed else None)
+    if rerun:
+        why = "resumed" if resumed and not diff.paths else f"spec changed ({fields})"
+        if live:
+            assert seen is not None
+            return JobReport(
+                name,
+                target,
+                Status.WAITING,
+                f"{why}: the new run waits until the current run (job {seen.job_id}, {seen.state}) ends; "
+                "never two runs at once",
+            )
+        return act(ActionKind.RUN, f"{why}: run the batch job again")
+    if diff.changed:
+        return act(ActionKind.RECORD, f"record only ({fields})")
+    if rec.flink_job_id is None:
+        return JobReport(name, target, Status.DRIFT, "batch job: no run of it is recorded")
+    outcome = run_outcome(seen, cause)
+    if seen is None:
+        return JobReport(
+            name,
+            target,
+            Status.IN_SYNC,
+            f"batch run {rec.flink_job_id} {outcome} (Flink drops finished jobs from its history); "
+            "not run again while the spec is unchanged",
+        )
+    if seen.state in ("FAILED", "CANCELED"):
+        return JobReport(
+            name,
+            target,
+            Status.FAILED,
+            f"batch run {seen.job_id} {outcome}; runs again when the spec changes",
+        )
+    return JobReport(name, target, Status.IN_SYNC, f"batch run {seen.job_id} {outcome.lower()}")
