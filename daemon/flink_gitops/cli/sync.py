@@ -204,7 +204,8 @@ def _batch_fields(job: JobRecord, settings: Settings, now: datetime) -> dict[str
         "nextRunAt": None,
         "nextRunDue": False,
     }
-    if mode == "batch" and isinstance(cron, str) and not job.deleted and job.state.value != "suspended":
+    wanted = body.get("job", {}).get("state", "running")  # the recorded spec's, not the lifecycle
+    if mode == "batch" and isinstance(cron, str) and not job.deleted and wanted != "suspended":
         when, due = next_run(
             cron,
             last_run_at=job.last_run_at,
