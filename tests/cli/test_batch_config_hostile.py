@@ -4,13 +4,14 @@ naming the file and the field, no traceback, nothing opened or started."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.cli.clirun import cli
 
-CASES = {
+CASES: dict[str, tuple[dict[str, Any], str]] = {
     "cap-zero": ({"clusters": {"default": {"max_total_parallelism": 0}}}, "max_total_parallelism"),
     "cap-negative": ({"clusters": {"default": {"max_total_parallelism": -4}}}, "max_total_parallelism"),
     "cap-word": ({"clusters": {"default": {"max_total_parallelism": "four"}}}, "max_total_parallelism"),
