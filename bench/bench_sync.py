@@ -6,10 +6,11 @@ For each size: ``--clusters`` fake Flink servers (bench/fake_flink.py) list the 
 a SQLite store holds every job as deployed and stable (its reconciled spec recorded as the
 reconciler writes it); the desired state is the same specs, loaded once (the daemon keeps its
 loader: a poll without a new commit does not reload). Then ``Reconciler.cycle`` runs ``--rounds``
-times in this process: observe (one ``GET /jobs/overview`` per cluster, concurrently), read the
+times in this process: observe (one ``GET /jobs/overview`` and one ``GET /overview`` for the
+slots per cluster, concurrently; ``/config`` and ``/jobmanager/config`` once per client), read the
 records, plan, record the cycle. Reported: wall time per cycle (min / median / max), REST calls
 per cycle and per cluster, and the process's peak RSS. Targets: 1,000 jobs under 250 ms with
-exactly one REST call per cluster; 10,000 under 2.5 s; RSS under 200 MB.
+exactly two REST calls per cluster and cycle; 10,000 under 2.5 s; RSS under 200 MB.
 """
 
 from __future__ import annotations

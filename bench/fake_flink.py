@@ -1,7 +1,7 @@
 """A FAKE Flink REST server on loopback, for scale: 10,000 jobs cannot run on a 2-core machine.
 
-It answers only what a steady-state reconcile cycle asks (``/config``,
-``/jobs/overview``) plus ``/jobs/:id`` for spot checks, from JSON rendered once,
+It answers only what a steady-state reconcile cycle asks (``/config``, ``/jobs/overview``,
+``/overview``, ``/jobmanager/config``) plus ``/jobs/:id`` for spot checks, from JSON rendered once,
 and counts every request so a benchmark can assert "one REST call per cluster".
 The answers have the shape Flink 2.3 gives (see the client's models). Not a
 test double for behaviour: the procedures are tested against real Flink.
@@ -39,6 +39,10 @@ class FakeFlinkServer:
         }
         self._bodies: dict[str, bytes] = {
             "/jobs/overview": json.dumps(overview).encode(),
+            "/overview": json.dumps(
+                {"taskmanagers": 1, "slots-total": len(jobs) + 16, "slots-available": 16}
+            ).encode(),
+            "/jobmanager/config": json.dumps([{"key": "parallelism.default", "value": "1"}]).encode(),
             "/config": json.dumps(
                 {"refresh-interval": 3000, "flink-version": "2.3.0", "flink-revision": "fake", "features": {}}
             ).encode(),

@@ -14,3 +14,4 @@ def test_the_sample_config_loads() -> None:
     assert settings.sync.max_prune_fraction == 0.5
     assert settings.artifact_download.max_bytes == 512 * 1024 * 1024
     assert settings.allow_unpinned_artifacts is False
+    assert settings.sync.missed_run_grace_s == 600

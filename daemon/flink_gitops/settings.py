@@ -97,6 +97,9 @@ class ClusterConfig(_Section):
     breaker_reset_s: float = 30.0
     #: how long to wait for a savepoint / stop operation, seconds. Default 600.
     savepoint_timeout_s: float = 600.0
+    #: cap on the summed parallelism of our live jobs on this cluster, in slots (a start that
+    #: would pass it waits; one that alone needs more is refused); null = no cap. Default null.
+    max_total_parallelism: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _plain_url(self) -> Self:
@@ -244,6 +247,10 @@ class SyncConfig(_Section):
     checkpoint_track_s: float = Field(60.0, gt=0)
     #: at most this many such reads per cycle (the longest unread first); 0 turns tracking off; default 50.
     checkpoint_reads_per_cycle: int = Field(50, ge=0)
+    #: a scheduled batch run missed (daemon down, previous run still going) is started late,
+    #: once for all missed fire times, only while its fire time is at most this long ago;
+    #: older ones are skipped and reported. Keep it above git.poll_interval_s. Seconds, default 600.
+    missed_run_grace_s: float = Field(600.0, ge=0)
 
 
 class ArtifactDownload(_Section):

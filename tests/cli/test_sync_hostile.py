@@ -2,8 +2,9 @@
 
 Each case runs ``python -m flink_gitops`` as a subprocess, without a Flink cluster: the cluster
 URL is a loopback port that is bound but never listens (connections are refused), or a FAKE
-Flink REST API (:class:`FakeFlink`, below) that answers only the two reads a cycle makes before
-it acts (``/config``, an empty ``/jobs/overview``, so job ``a`` is planned for a deploy) and
+Flink REST API (:class:`FakeFlink`, below) that answers only the reads a cycle makes before
+it acts (``/config``, an empty ``/jobs/overview``, so job ``a`` is planned for a deploy, ``/overview``
+with free slots, ``/jobmanager/config``) and
 records every request, so "no action was taken" is something the test can see. Every run: no
 traceback, no line longer than ``clirun.MAX_LINE``, never exit 0 on something broken, and the
 secret below never printed. Runs that need a file the CLI cannot read drop root (setpriv to
@@ -57,8 +58,9 @@ def closed_port() -> Iterator[int]:
 
 
 class FakeFlink:
-    """A FAKE Flink REST API: GET /config and an empty GET /jobs/overview; anything else is
-    answered 500 and kept in ``requests`` (a jar upload, a run, a savepoint: an action taken)."""
+    """A FAKE Flink REST API: GET /config, an empty GET /jobs/overview, GET /overview and
+    GET /jobmanager/config; anything else is answered 500 and kept in ``requests`` (a jar upload,
+    a run, a savepoint: an action taken)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
@@ -76,6 +78,8 @@ class FakeFlink:
                 bodies = {
                     "/config": {"refresh-interval": 3000, "flink-version": "2.3.0", "features": {}},
                     "/jobs/overview": {"jobs": []},
+                    "/overview": {"taskmanagers": 1, "slots-total": 4, "slots-available": 4},
+                    "/jobmanager/config": [{"key": "parallelism.default", "value": "1"}],
                 }
                 status, body = (200, bodies[path]) if self.command == "GET" and path in bodies else (500, {})
                 data = json.dumps(body or {"errors": ["fake: not answered"]}).encode()
@@ -99,7 +103,8 @@ class FakeFlink:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def actions(self) -> list[tuple[str, str]]:
-        return [r for r in self.requests if r[0] != "GET" or r[1] not in ("/config", "/jobs/overview")]
+        reads = ("/config", "/jobs/overview", "/overview", "/jobmanager/config")
+        return [r for r in self.requests if r[0] != "GET" or r[1] not in reads]
 
     def close(self) -> None:
         self.server.shutdown()

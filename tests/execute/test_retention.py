@@ -19,7 +19,7 @@ from flink_gitops.execute.journal import spec_record
 from flink_gitops.execute.procedures import RunSpec
 from flink_gitops.execute.retention import DISPOSE_KIND, local_savepoint
 from flink_gitops.flink.errors import OperationFailed
-from flink_gitops.flink.models import JobsOverview
+from flink_gitops.flink.models import ClusterOverview, JobsOverview
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.record.audit import AuditTrail
 from flink_gitops.record.store import (
@@ -48,6 +48,12 @@ class FakeCluster(FakeFlink):
 
     disposals: list[str] = field(default_factory=list)
     fail_disposal: set[str] = field(default_factory=set)
+
+    def overview(self) -> ClusterOverview:
+        return ClusterOverview.model_validate({"slots-total": 8, "slots-available": 8})
+
+    def default_parallelism(self) -> int:
+        return 1
 
     def jobs_overview(self) -> JobsOverview:
         jobs = [{"jid": j.job_id, "name": "fake", "state": j.state} for j in self.jobs.values()]

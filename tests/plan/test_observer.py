@@ -1,4 +1,5 @@
-"""The observer: one overview call per cluster, failures become unreachable views (fakes at our boundary)."""
+"""The observer: one jobs overview and one cluster overview per cluster, failures become unreachable
+views (fakes at our boundary)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,40 @@ from datetime import UTC, datetime
 import pytest
 
 from flink_gitops.flink.errors import CircuitOpen, FlinkAuthError, FlinkNotSent
-from flink_gitops.flink.models import JobsOverview
+from flink_gitops.flink.models import ClusterOverview, JobsOverview
 from flink_gitops.observe.observer import observe
 
 
 class FakeCluster:
-    """A fake of the one call the observer makes; counts calls and the threads they came from."""
+    """A fake of the calls the observer makes; counts jobs-overview calls and the threads they came
+    from. ``overview_error`` fails only ``GET /overview`` (the slots)."""
 
-    def __init__(self, jobs: list[dict[str, object]] | None = None, error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        jobs: list[dict[str, object]] | None = None,
+        error: Exception | None = None,
+        *,
+        slots: tuple[int, int] = (4, 4),
+        default_parallelism: int = 1,
+        overview_error: Exception | None = None,
+    ) -> None:
         self.jobs = jobs or []
         self.error = error
+        self.slots = slots
+        self.parallelism = default_parallelism
+        self.overview_error = overview_error
         self.calls = 0
         self.threads: set[int] = set()
         self.barrier: threading.Barrier | None = None
+
+    def overview(self) -> ClusterOverview:
+        if self.overview_error is not None:
+            raise self.overview_error
+        total, free = self.slots
+        return ClusterOverview.model_validate({"slots-total": total, "slots-available": free})
+
+    def default_parallelism(self) -> int:
+        return self.parallelism
 
     def jobs_overview(self) -> JobsOverview:
         self.calls += 1
@@ -83,3 +105,18 @@ def test_a_failing_cluster_is_unreachable_and_the_others_still_observed(error: E
 def test_a_bug_is_not_swallowed() -> None:
     with pytest.raises(ZeroDivisionError):
         observe({"a": FakeCluster(error=ZeroDivisionError())})
+
+
+def test_slots_and_default_parallelism_are_in_the_view() -> None:
+    views = observe({"a": FakeCluster(slots=(6, 2), default_parallelism=3)})
+    assert (views["a"].slots_total, views["a"].slots_free, views["a"].default_parallelism) == (6, 2, 3)
+
+
+def test_a_cluster_whose_overview_fails_is_unreachable() -> None:
+    down = FlinkNotSent("connection refused", cluster="eu", method="GET", path="/overview")
+    views = observe({"eu": FakeCluster(overview_error=down), "us": FakeCluster()})
+    assert not views["eu"].reachable
+    assert views["eu"].jobs == {}
+    assert views["eu"].error is not None
+    assert views["eu"].error.startswith("FlinkNotSent")
+    assert views["us"].reachable

@@ -192,8 +192,10 @@ INEXPRESSIBLE = {
     # JSON has one number type: 4.0 is an "integer" to JSON Schema; YAML's 4.0 is a float
     "parallelism-integral-float": _with(JOB, "spec.job.parallelism", 4.0),
     "duration-integral-float": _with(JOB, "spec.savepoints", {"periodic": 300.0}),
-    # a reversed range is syntactically a range; only APScheduler sees that 23-0 is empty
+    # a reversed range is syntactically a range; only the cron parser sees that 23-0 is empty
     "schedule-reversed-range": _batch("0 23-0 * * *"),
+    # a day no month has (31 February): only the evaluator finds that it never fires
+    "schedule-never-fires": _batch("0 0 31 2 *"),
     # two fields that must be equal when both are set: no cross-field equality in JSON Schema
     "session-paths-disagree": _with(
         _with(SESSION, "spec.job.initialStateReference", {"path": "/a"}),

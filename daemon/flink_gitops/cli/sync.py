@@ -6,7 +6,8 @@ without ``--dry-run`` carries the plan out, showing live progress on a terminal
 while it waits on savepoints and starts (rich). Exit 0 when everything is in
 sync afterwards, 1 with one line per job that is not, 2 when nothing could be
 done (config, store, audit key, Git). ``status`` reads the store only (it works
-while Flink is down); ``savepoint JOB`` takes a savepoint of a running job now;
+while Flink is down; a scheduled batch job's next run comes from its recorded schedule and
+last run, ``plan.schedule.next_run``); ``savepoint JOB`` takes a savepoint of a running job now;
 ``history JOB`` lists its operations, savepoints and audit entries.
 Neighbours: ``execute.cycle`` (the work), ``cli.__init__`` (settings, errors).
 """
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ from flink_gitops.clock import SystemClock
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.plan.model import Plan
+from flink_gitops.plan.schedule import next_run
 from flink_gitops.record.audit import AuditTrail, cli_actor
-from flink_gitops.record.store import Store, open_store
+from flink_gitops.record.store import JobRecord, Store, open_store
 from flink_gitops.settings import Settings
 from flink_gitops.source.git import GitSource
 from flink_gitops.source.tree import DirectoryTree, Tree
@@ -191,6 +193,38 @@ def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], r
     sys.exit(_report(out, result, len(revision.desired.errors)))
 
 
+def _batch_fields(job: JobRecord, settings: Settings, now: datetime) -> dict[str, Any]:
+    """mode, schedule, last and next run of a job (the next run only for a scheduled batch job)."""
+    body = job.last_reconciled.spec.get("spec", {}).get("spec", {}) if job.last_reconciled else {}
+    mode, cron = body.get("mode"), body.get("schedule")
+    out: dict[str, Any] = {
+        "mode": mode,
+        "schedule": cron,
+        "lastRunAt": job.last_run_at.isoformat() if job.last_run_at else None,
+        "nextRunAt": None,
+        "nextRunDue": False,
+    }
+    wanted = body.get("job", {}).get("state", "running")  # the recorded spec's, not the lifecycle
+    if mode == "batch" and isinstance(cron, str) and not job.deleted and wanted != "suspended":
+        when, due = next_run(
+            cron,
+            last_run_at=job.last_run_at,
+            since=job.created_at,
+            now=now,
+            grace_s=settings.sync.missed_run_grace_s,
+        )
+        out["nextRunAt"] = when.isoformat() if when is not None else None
+        out["nextRunDue"] = due
+    return out
+
+
+def _next_run_cell(d: dict[str, Any]) -> str:
+    if d["nextRunAt"] is None:
+        return "-" if d["mode"] != "batch" or d["schedule"] is None else "never"
+    when = str(d["nextRunAt"]).replace("+00:00", "Z")
+    return f"due now (missed {when})" if d["nextRunDue"] else when
+
+
 @click.command("status")
 @click.argument("job", required=False)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -201,6 +235,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
     clock = SystemClock()
     window_start = clock.now() - timedelta(seconds=settings.sync.restart_window_s)
     with open_store(settings, clock=clock) as store:
+        now = clock.now()
         open_ops = store.operations.open_by_job()
         rows = [j for j in store.jobs.all() if job is None or j.name == job]
         if job is not None and not rows:
@@ -237,6 +272,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                     "windowS": settings.sync.restart_window_s,
                 },
             }
+            | _batch_fields(j, settings, now)
             for j in rows
         ]
     if output == "json":
@@ -251,6 +287,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         "drift",
         "restarts",
         "savepoint",
+        "next run",
         "last error",
     ):
         table.add_column(column)
@@ -269,6 +306,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                     f"{drift['kind']} since {since}" if drift else "-",
                     f"{restarts['inWindow']}/{restarts['budget']}",
                     d["savepoint"] or "-",
+                    _next_run_cell(d),
                     (d["lastError"] or "")[:120],
                 ),
             )

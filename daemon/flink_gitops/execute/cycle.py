@@ -40,6 +40,7 @@ from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
 from flink_gitops.execute.retention import DisposalPort, Retention, RetentionResult
 from flink_gitops.flink.ids import job_id_for, new_trigger_id
 from flink_gitops.lifecycle import JobLifecycle
+from flink_gitops.observe.causes import Explainable, with_causes
 from flink_gitops.observe.observer import Observable, observe
 from flink_gitops.observe.view import ClusterView
 from flink_gitops.plan.health import window_restarts
@@ -63,7 +64,7 @@ from flink_gitops.specs.errors import quote
 from flink_gitops.specs.loader import DesiredState
 
 
-class Cluster(FlinkPort, Observable, JarCluster, DisposalPort, Protocol):
+class Cluster(FlinkPort, Observable, JarCluster, DisposalPort, Explainable, Protocol):
     """What a cluster's client must offer the cycle (``FlinkClient`` does)."""
 
 
@@ -248,6 +249,14 @@ class Reconciler:
             epoch_of=lambda cluster: self.leases[cluster].epoch,
             timeout_s=self.timeouts.savepoint_s,
         )
+        #: Flink job id → why it failed (``observe.causes``; a terminal job's cause never changes).
+        self._causes: dict[str, str] = {}
+        #: cluster → max_total_parallelism, for the clusters that have a cap.
+        self.caps = {
+            n: c.max_total_parallelism
+            for n, c in settings.clusters.items()
+            if c.max_total_parallelism is not None
+        }
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -359,6 +368,8 @@ class Reconciler:
         desired = self.jars.pin_unpinned(revision.desired)  # unpinned jars hashed by their bytes
         observed = observe(self.clients)
         recorded = self.recorded(desired)
+        ours = ((r.cluster, r.flink_job_id) for r in recorded.values() if r.flink_job_id is not None)
+        observed = with_causes(observed, self.clients, ours, self._causes)
         the_plan = plan(
             desired,
             observed,
@@ -368,6 +379,8 @@ class Reconciler:
             prune=self.settings.sync.prune,
             max_prune_fraction=self.settings.sync.max_prune_fraction,
             health=self.health(),
+            caps=self.caps,
+            missed_run_grace_s=self.settings.sync.missed_run_grace_s,
         )
         return the_plan, observed, recorded
 
@@ -572,6 +585,7 @@ class Reconciler:
                 "savepoint_before": job.savepoint,
                 "origin": action.origin,
                 **extra,
+                "scheduled_at": action.scheduled_at.isoformat() if action.scheduled_at else None,
             }
             record = uow.operations.begin(action.job, action.kind.value, ids, cluster=action.cluster)
         return Operation(record.op_id, action.kind, action.job, dict(ids))

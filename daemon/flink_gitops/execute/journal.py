@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from flink_gitops.execute.operation import Operation
@@ -21,6 +22,7 @@ from flink_gitops.execute.ports import JobOutcome
 from flink_gitops.execute.procedures import RunSpec
 from flink_gitops.plan.model import ActionKind, ReconciledSpec, RecordedJob
 from flink_gitops.record.store import (
+    KEEP,
     JobRecord,
     JobUpdate,
     NewSavepoint,
@@ -84,6 +86,7 @@ def recorded_job(job: JobRecord, open_op: OperationRecord | None) -> RecordedJob
         fingerprint=job.fingerprint,
         savepoint_at=job.savepoint_at,
         last_run_at=job.last_run_at,
+        since=job.created_at,
     )
 
 
@@ -131,6 +134,7 @@ class StoreJournal:
     ) -> None:
         op, epoch, lease, also = self._fence(op_id)
         assert op.name is not None
+        scheduled = op.intent.get("scheduled_at")  # a scheduled batch run: the fire time it ran for
         update = JobUpdate(
             cluster=job.cluster,
             state=job.lifecycle,
@@ -138,6 +142,7 @@ class StoreJournal:
             last_error=job.error,
             **_specs(job),
             **_outcome_fields(succeeded, job),
+            last_run_at=datetime.fromisoformat(scheduled) if scheduled else KEEP,
         )
         new_savepoint = None
         if savepoint is not None:

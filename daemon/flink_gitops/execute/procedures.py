@@ -22,6 +22,13 @@ savepoint file", no "first RUNNING job"):
 - give up (GIVE_UP): Flink's cause from ``/jobs/:id/exceptions``, recorded FAILED;
 - finish: the outcome, the job's status and the new savepoint in one write.
 
+A batch run (``mode: batch``, any start kind, usually ``RUN``) ends on its own: the
+procedure waits only until Flink has taken the job (any state past CREATED /
+INITIALIZING), records ``started:job_id`` and leaves it DEPLOYED; the planner reads
+the run's outcome (FINISHED, FAILED) from later observations. A run that Flink
+refuses is not rolled back to an older spec: it ends FAILED (an unscheduled job's
+hash is marked failed; a scheduled one tries again at its next fire time).
+
 In savepoint mode a job is never cancelled without a savepoint: a stop that
 fails leaves the old job running (:class:`~.errors.StopFailed`, retried with
 backoff). A new job that does not become stable is replaced by the last stable
@@ -72,6 +79,8 @@ from flink_gitops.specs.loader import DesiredJob
 from flink_gitops.specs.model import FlinkJob
 
 _ENDED = frozenset({"CANCELED", "FINISHED", "FAILED"})
+#: a batch run has been taken by Flink once it is in one of these states (it may end at once).
+_TAKEN = frozenset({"RUNNING", "FINISHED", "FAILED", "CANCELED", "RESTARTING", "FAILING"})
 POLL_S = 0.2
 _T = TypeVar("_T")
 #: a savepoint or a start usually completes within a second: poll that first second this often.
@@ -482,8 +491,54 @@ class Procedures:
 
     # --- procedures ----------------------------------------------------------------------------
 
+    def _batch_run(self, op: Operation, spec: RunSpec) -> JobOutcome:
+        """A batch run: end the current job if asked, start the run, return once Flink has it."""
+        if not op.has("started:job_id"):
+            self.jars.path_for(spec)
+        self._end_current(op)
+        scheduled = spec.job.spec.schedule is not None
+        try:
+            if not op.has("started:job_id"):
+                self._start(op, "job_id", spec, op.ids.get("restore_path"))
+                job_id = op.str_id("job_id")
+                target = self.flink[op.ids["cluster"]]
+                try:
+                    self._fast_then_slow(
+                        self.timeouts.readiness_s,
+                        lambda timeout, poll: target.wait_for_job_state(
+                            job_id, _TAKEN, timeout, cancelled=self.cancelled, poll_s=poll
+                        ),
+                    )
+                except FlinkStillRunning as exc:
+                    raise DeployFailed(
+                        f"batch run {job_id} not started within {self.timeouts.readiness_s:g} s: {exc}"
+                    ) from exc
+                op.record(self.journal, "started:job_id")
+        except DeployFailed as exc:
+            logger.error("job {}: batch run refused: {}", op.job, exc)
+            self._end_failed(op, "job_id")
+            outcome = JobOutcome(
+                JobLifecycle.FAILED,
+                None,
+                op.ids["cluster"],
+                reconciled=spec.to_record(),
+                failed_hash=None if scheduled else spec.hash,
+                error=str(exc),
+            )
+            return self._finish(op, False, outcome, None)
+        outcome = JobOutcome(
+            JobLifecycle.DEPLOYED,
+            op.str_id("job_id"),
+            op.ids["cluster"],
+            reconciled=spec.to_record(),
+            savepoint=op.ids.get("savepoint_before"),
+        )
+        return self._finish(op, True, outcome, None)
+
     def _replace(self, op: Operation, spec: RunSpec) -> JobOutcome:
         """DEPLOY, UPGRADE, REDEPLOY, RESUME: end the current job (if any), start the new one."""
+        if spec.job.spec.mode == "batch":
+            return self._batch_run(op, spec)
         if not op.has("stable:job_id"):
             self.jars.path_for(spec)  # a missing or wrong jar is refused before the old job is touched
         location = self._end_current(op)

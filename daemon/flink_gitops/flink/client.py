@@ -69,6 +69,7 @@ from flink_gitops.flink.models import (
     JobConfig,
     JobDetails,
     JobExceptions,
+    JobManagerConfig,
     JobPlan,
     JobsOverview,
     RunRequest,
@@ -230,6 +231,7 @@ class FlinkClient:
         )
         self.savepoint_timeout_s = savepoint_timeout_s
         self._version: DashboardConfig | None = None
+        self._default_parallelism: int | None = None
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout_s, auth=auth, verify=verify, transport=transport
         )
@@ -306,6 +308,22 @@ class FlinkClient:
         if self._version is None:
             self._version = self.config()
         return self._version
+
+    def default_parallelism(self) -> int:
+        """The cluster's ``parallelism.default`` (``GET /jobmanager/config``; 1 when unset), asked
+        once per client: it is a JobManager start option and does not change under us."""
+        if self._default_parallelism is None:
+            value = self._get("/jobmanager/config", JobManagerConfig).get("parallelism.default")
+            try:
+                self._default_parallelism = max(1, int(value)) if value is not None else 1
+            except ValueError as exc:
+                raise FlinkBadAnswer(
+                    f"parallelism.default is not a number: {str(value)[:40]!r}",
+                    cluster=self.name,
+                    method="GET",
+                    path="/jobmanager/config",
+                ) from exc
+        return self._default_parallelism
 
     def taskmanagers(self) -> TaskManagers:
         return self._get("/taskmanagers", TaskManagers)

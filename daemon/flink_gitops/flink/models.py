@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 #: A Flink job id: 32 lowercase hex characters.
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -128,6 +128,18 @@ class JobDetails(FlinkModel):
             and bool(self.vertices)
             and all(v.status in {"RUNNING", "FINISHED"} for v in self.vertices)
         )
+
+
+class ConfigEntry(FlinkModel):
+    key: str
+    value: str | None = None
+
+
+class JobManagerConfig(RootModel[list[ConfigEntry]]):
+    """``GET /jobmanager/config``: the JobManager's effective configuration, key by key."""
+
+    def get(self, key: str) -> str | None:
+        return next((e.value for e in self.root if e.key == key), None)
 
 
 class JobConfig(FlinkModel):

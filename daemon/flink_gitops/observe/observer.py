@@ -1,8 +1,10 @@
-"""Observe every cluster once per cycle: one ``GET /jobs/overview`` each, all clusters at once.
+"""Observe every cluster once per cycle: ``GET /jobs/overview`` and ``GET /overview`` each, all
+clusters at once (``/overview`` gives the slots a deploy needs; the cluster's default parallelism
+is read once per client from ``/jobmanager/config``).
 
 Never one call per job: details, checkpoints and exceptions are asked later,
 by the executor, only for jobs that need an action. A cluster whose call fails
-with any of our errors (unreachable, timed out, refused, breaker open) becomes
+(any of them) with one of our errors (unreachable, timed out, refused, breaker open) becomes
 an unreachable :class:`~.view.ClusterView`, so the planner gives it no action
 and its jobs are unknown rather than missing (graceful degradation); the
 client's breaker counts the failure. Anything else is a bug and propagates.
@@ -17,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from flink_gitops.errors import FlinkGitOpsError
-from flink_gitops.flink.models import JobsOverview
+from flink_gitops.flink.models import ClusterOverview, JobsOverview
 from flink_gitops.observe.view import ClusterView, ObservedJob
 
 #: at most this many clusters are asked at the same time.
@@ -29,15 +31,28 @@ class Observable(Protocol):
 
     def jobs_overview(self) -> JobsOverview: ...
 
+    def overview(self) -> ClusterOverview: ...
+
+    def default_parallelism(self) -> int: ...
+
 
 def observe_cluster(name: str, client: Observable) -> ClusterView:
     """One overview call → the cluster's view; a failure is an unreachable view naming the error type."""
     try:
         overview = client.jobs_overview()
+        slots = client.overview()
+        default = client.default_parallelism()
     except FlinkGitOpsError as exc:
         return ClusterView.unreachable(name, f"{type(exc).__name__}: {exc}")
     jobs = {j.jid: ObservedJob(j.jid, j.name, j.state, j.start_time, j.total_tasks) for j in overview.jobs}
-    return ClusterView(name, True, jobs)
+    return ClusterView(
+        name,
+        True,
+        jobs,
+        slots_total=slots.slots_total,
+        slots_free=slots.slots_available,
+        default_parallelism=default,
+    )
 
 
 def observe(clients: Mapping[str, Observable]) -> dict[str, ClusterView]:

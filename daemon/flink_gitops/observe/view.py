@@ -43,6 +43,13 @@ class ClusterView:
     jobs: Mapping[str, ObservedJob] = field(default_factory=dict)
     #: why the cluster could not be observed (no secrets: built from error types and names).
     error: str | None = None
+    #: slots in all and free (``GET /overview``); None: not observed.
+    slots_total: int | None = None
+    slots_free: int | None = None
+    #: the cluster's ``parallelism.default`` (for specs without a parallelism); None: not known.
+    default_parallelism: int | None = None
+    #: job id → the cause of its failure (``GET /jobs/:id/exceptions``), for failed jobs of ours.
+    causes: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def unreachable(cls, cluster: str, error: str) -> ClusterView:

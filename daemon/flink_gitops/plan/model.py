@@ -109,6 +109,8 @@ class RecordedJob:
     savepoint_at: datetime | None = None
     #: a scheduled batch job: the scheduled time of its last started run.
     last_run_at: datetime | None = None
+    #: when this life of the job was recorded (a schedule's first fire time comes after it).
+    since: datetime | None = None
 
 
 class ActionKind(enum.StrEnum):
@@ -132,6 +134,8 @@ class ActionKind(enum.StrEnum):
     PRUNE = "prune"
     #: finish an operation that a crash left open, from its last recorded step.
     RESUME_OPERATION = "resume-operation"
+    #: a batch job's run: its spec, fresh, as a new Flink job that ends on its own (``plan.schedule``).
+    RUN = "run"
     #: run the job again after it FAILED, vanished or was ended by hand (a heal): from its newest
     #: savepoint or retained checkpoint; or, when it still runs but drifted (rescaled, another
     #: program), end it by upgradeMode and run the spec from its state. Counts against the budget.
@@ -244,6 +248,8 @@ class Action:
     #: SAVEPOINT: why it is taken (a ``SnapshotOrigin`` value: nonce, periodic, manual); the
     #: operation's intent carries it, so a resumed operation records it right.
     origin: str | None = None
+    #: RUN of a scheduled batch job: the fire time it runs for (written as the job's last_run_at).
+    scheduled_at: datetime | None = None
 
     @property
     def clusters(self) -> frozenset[str]:

@@ -20,8 +20,13 @@ the order they are checked for each job (first match wins):
    SAVEPOINT nonces, IGNORE → record only; no change → in sync unless the live
    job disagrees with what was deployed: ``plan.health`` decides (recover a
    failed or vanished job within the restart budget; heal, warn or observe a
-   change made by hand).
+   change made by hand). A batch job (``mode: batch``) is decided by
+   ``plan.schedule`` instead: a RUN per spec revision, or on its cron schedule;
+   a finished run is in sync;
 9. in sync, and a periodic savepoint is due (``plan.savepoints``) → SAVEPOINT, origin periodic.
+
+Last, ``plan.resources`` holds back the starts that do not fit their cluster's free
+slots or parallelism cap (WAITING, or REFUSED above the cap).
 
 Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 ``specs.changes`` (change classes), ``execute`` (carries the actions out).
@@ -36,6 +41,7 @@ from typing import Protocol
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.view import ClusterView, ObservedJob
 from flink_gitops.plan import health as live_health
+from flink_gitops.plan import schedule as batch
 from flink_gitops.plan.model import (
     FRESH,
     Action,
@@ -50,6 +56,7 @@ from flink_gitops.plan.model import (
     Status,
     StopHow,
 )
+from flink_gitops.plan.resources import fit
 from flink_gitops.plan.savepoints import periodic_savepoint
 from flink_gitops.specs.changes import ChangeSet, classify
 from flink_gitops.specs.loader import DesiredJob, DesiredState, InvalidJob
@@ -72,14 +79,19 @@ def plan(
     prune: bool = False,
     max_prune_fraction: float = 1.0,
     health: HealthPolicy = _DEFAULT_HEALTH,
+    caps: Mapping[str, int] | None = None,
+    missed_run_grace_s: float = 600.0,
 ) -> Plan:
-    """Decide what to do for every job (or only the named ones); see the module docstring."""
+    """Decide what to do for every job (or only the named ones); see the module docstring.
+
+    ``caps``: cluster → max_total_parallelism; ``missed_run_grace_s``: see ``plan.schedule``.
+    """
     names = set(desired.jobs) | set(recorded)
     if only is not None:
         names &= set(only)
     pruning = _prune_policy(desired, recorded, prune, max_prune_fraction)
     unmanaged = _unmanaged(observed, recorded.values())
-    ctx = _Live(now, health, _names_by_cluster(unmanaged))
+    ctx = _Live(now, health, _names_by_cluster(unmanaged), missed_run_grace_s)
     actions: list[Action] = []
     reports: dict[str, JobReport] = {}
     for name in sorted(names):
@@ -100,6 +112,7 @@ def plan(
             )
         else:
             reports[name] = result
+    actions = fit(actions, reports, observed, recorded, desired.valid_jobs(), caps or {})
     unreachable = {c: v.error or "unreachable" for c, v in sorted(observed.items()) if not v.reachable}
     return Plan(tuple(actions), reports, unmanaged, unreachable, _drift_changes(reports, recorded, actions))
 
@@ -107,11 +120,19 @@ def plan(
 class _Live:
     """What the live-drift rules need beyond one job: the time, the policy, unmanaged job names."""
 
-    __slots__ = ("health", "now", "unmanaged")
+    __slots__ = ("grace_s", "health", "now", "unmanaged")
 
-    def __init__(self, now: datetime, health: HealthPolicy, unmanaged: Mapping[str, frozenset[str]]) -> None:
+    def __init__(
+        self,
+        now: datetime,
+        health: HealthPolicy,
+        unmanaged: Mapping[str, frozenset[str]],
+        grace_s: float = 600.0,
+    ) -> None:
         self.now = now
         self.health = health
+        #: ``missed_run_grace_s`` (``plan.schedule``).
+        self.grace_s = grace_s
         self.unmanaged = unmanaged
 
 
@@ -244,7 +265,7 @@ def _plan_job(
             name, target, Status.WAITING, f"backing off after: {rec.last_error}; next try {when}"
         )
     if rec is None or not live or rec.reconciled is None:
-        return _first_deploy(name, want, rec, live)
+        return _first_deploy(name, want, rec, live, observed, now, ctx.grace_s)
     if want.spec_hash == rec.failed_hash:
         return JobReport(
             name, target, Status.FAILED, f"spec {want.spec_hash[:12]} failed before: {rec.last_error}"
@@ -286,17 +307,33 @@ def _removed(
     )
 
 
-def _first_deploy(name: str, want: DesiredJob, rec: RecordedJob | None, live: bool) -> Action | JobReport:
+def _first_deploy(
+    name: str,
+    want: DesiredJob,
+    rec: RecordedJob | None,
+    live: bool,
+    observed: Mapping[str, ClusterView],
+    now: datetime,
+    grace_s: float,
+) -> Action | JobReport:
     cluster = want.spec.spec.cluster
     job = want.spec.spec.job
     if job.state == "suspended":
         return Action(ActionKind.RECORD, name, cluster, "new job, suspended: recorded, not started", want)
-    if want.spec.spec.schedule is not None:
-        why = f"new scheduled batch job ({want.spec.spec.schedule}, UTC): recorded; the scheduler starts it"
+    cron = want.spec.spec.schedule
+    if cron is not None:
+        if rec is not None and live:  # recorded, never reconciled: the schedule counts from its record
+            return batch.plan_scheduled(name, want, rec, observed, now, grace_s, None)
+        first = batch.parsed(cron).next_after(now)
+        when = first.isoformat(timespec="minutes") if first is not None else "never"
+        why = f"new scheduled batch job ({cron}, UTC): recorded; first run {when}"
         return Action(ActionKind.RECORD, name, cluster, why, want)
     restore = Restore("path", job.initialSavepointPath) if job.initialSavepointPath else FRESH
     why = "new job" if rec is None else ("added again: a new life" if not live else "not deployed yet")
-    return Action(ActionKind.DEPLOY, name, cluster, why, want, restore=restore, new_life=not live)
+    kind = ActionKind.DEPLOY
+    if want.spec.spec.mode == "batch":
+        kind, why = ActionKind.RUN, f"{why}: run the batch job"
+    return Action(kind, name, cluster, why, want, restore=restore, new_life=not live)
 
 
 def _alive(rec: RecordedJob, observed: Mapping[str, ClusterView]) -> ObservedJob | None:
@@ -335,6 +372,9 @@ def _change(
             restore=restore,
             origin=origin,
         )
+
+    if want.spec.spec.mode == "batch" and (job.state == "running" or not suspended):
+        return batch.plan_batch(name, want, rec, observed, ctx.now, ctx.grace_s, diff, act, _fields(diff))
 
     if suspended:
         if job.state == "suspended":

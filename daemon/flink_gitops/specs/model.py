@@ -14,6 +14,7 @@ Neighbours: ``specs.changes`` (reads the classes), ``specs.hashing``,
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from flink_gitops import cron
 from flink_gitops.specs.errors import quote
 
 
@@ -126,9 +128,11 @@ Duration = Annotated[
 ]
 
 
-def _cron(value: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
+#: any instant works: a day that exists comes within cron.SEARCH_DAYS of it (Feb 29 too).
+_CRON_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
+
+def _cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5:
         raise ValueError(
@@ -140,9 +144,11 @@ def _cron(value: str) -> str:
             "a list of these, with an optional /step (names: jan-dec, mon-sun, lowercase)"
         )
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
-    except Exception as exc:  # any refusal by the parser means an invalid expression
+        parsed = cron.parse(value)  # cron(8) semantics: weekday 0 and 7 are Sunday
+    except ValueError as exc:
         raise ValueError(f"invalid cron expression {quote(value)}: {quote(str(exc), 120)}") from exc
+    if parsed.next_after(_CRON_EPOCH) is None:
+        raise ValueError(f"cron expression {quote(value)} never fires (no such day, e.g. 31 in February)")
     return " ".join(fields)
 
 
@@ -154,13 +160,13 @@ def _cron_field(value: str, step: str) -> str:
 
 # What a schedule may be, for the model and the JSON Schema alike: five fields of numbers in
 # range, *, a-b, /step (1 to the field's span) and lists; lowercase month and weekday names.
-# The model also has APScheduler parse it, which refuses what no pattern can see (e.g. 23-0).
+# The model also has ``flink_gitops.cron`` parse it, which refuses what no pattern can see (e.g. 23-0).
 _CRON_FIELDS = (
     (r"[0-5]?[0-9]", r"[1-9]|[1-5][0-9]"),
     (r"[01]?[0-9]|2[0-3]", r"[1-9]|1[0-9]|2[0-3]"),
     (r"0?[1-9]|[12][0-9]|3[01]", r"[1-9]|[12][0-9]|30"),
     (r"0?[1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec", r"[1-9]|1[01]"),
-    (r"[0-6]|mon|tue|wed|thu|fri|sat|sun", r"[1-6]"),
+    (r"[0-7]|mon|tue|wed|thu|fri|sat|sun", r"[1-7]"),
 )
 CRON_PATTERN = r"^\s*" + r"\s+".join(_cron_field(v, s) for v, s in _CRON_FIELDS) + r"\s*$"
 _CRON = re.compile(CRON_PATTERN)
