@@ -115,10 +115,12 @@ def test_a_batch_job_runs_to_finished_once_and_again_only_when_its_spec_changes(
     assert g.status("report")["nextRunAt"] is None  # no schedule: no next run
 
 
-def test_a_failed_batch_run_is_reported_with_its_cause_and_not_rerun_on_the_same_spec(
+def test_a_failed_batch_run_is_retried_within_the_budget_then_stays_failed_with_its_cause(
     gitops: Gitops, flink_cluster: LocalFlinkCluster
 ) -> None:
     g = gitops
+    g.sync_settings = {**g.sync_settings, "restart_budget": 1, "backoff_initial_s": 0.1}
+    g.write_config()
     out = g.out / "broken"
     # --keys 0: the generator divides by zero at run time; no restarts, so the run ends FAILED
     broken = batch_yaml(
@@ -126,18 +128,28 @@ def test_a_failed_batch_run_is_reported_with_its_cause_and_not_rerun_on_the_same
     )
     g.commit({"jobs/broken.yaml": broken})
     g.synced()  # the run was started: that is this cycle's action
-    run = g.status("broken")["flinkJobId"]
+    first = g.status("broken")["flinkJobId"]
     with g.client() as c:
-        c.wait_for_job_state(run, {"FAILED"}, 60)
+        c.wait_for_job_state(first, {"FAILED"}, 60)
+    retried = g.sync()  # within the budget (1): run again, a new Flink job
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    second = g.status("broken")["flinkJobId"]
+    assert second != first
+    with g.client() as c:
+        c.wait_for_job_state(second, {"FAILED"}, 60)
+    spent = g.sync()  # past the budget: recorded FAILED with Flink's cause
+    assert spent.returncode == 1
+    assert "broken: give-up failed: restart budget spent" in spent.stderr
+    assert "ArithmeticException: / by zero" in spent.stderr
     seen = jobs_of(flink_cluster)
     for _ in range(2):
         proc = g.sync()
         assert proc.returncode == 1
-        assert (
-            f"broken: failed: batch run {run} FAILED: java.lang.ArithmeticException: / by zero" in proc.stderr
-        )
-        assert "runs again when the spec changes" in proc.stderr
+        assert "broken: failed:" in proc.stderr
         assert jobs_of(flink_cluster) == seen  # not run again on the same spec
+    status = g.status("broken")
+    assert status["restarts"]["inWindow"] == 1
+    assert "/ by zero" in status["lastError"]
 
 
 # --- cron, with a fake clock ----------------------------------------------------------------------

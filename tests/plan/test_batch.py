@@ -13,7 +13,7 @@ from flink_gitops import cron
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.observe.view import ClusterView, ObservedJob
 from flink_gitops.plan import schedule
-from flink_gitops.plan.model import ActionKind, RecordedJob, Status
+from flink_gitops.plan.model import ActionKind, DriftKind, HealthPolicy, RecordedJob, Status
 from flink_gitops.plan.planner import plan
 from flink_gitops.specs.model import FlinkJob
 from tests.plan.test_planner import JOB_ID, desired_job, only_action, record, state
@@ -68,16 +68,41 @@ def test_a_finished_run_is_in_sync_and_never_redeployed() -> None:
     assert "no longer listed" in p.reports["report"].reason
 
 
-def test_a_failed_run_is_reported_with_its_cause_and_not_rerun_on_the_same_spec() -> None:
+def test_a_failed_run_is_retried_within_the_restart_budget_then_given_up_with_its_cause() -> None:
     job = bspec()
-    rec = record(job, lifecycle=JobLifecycle.DEPLOYED)
-    p = run_plan(
-        job, rec, cluster((JOB_ID, "FAILED"), causes={JOB_ID: "java.io.IOException: disk full"}), NOW
-    )
+    failed = cluster((JOB_ID, "FAILED"), causes={JOB_ID: "java.io.IOException: disk full"})
+    health = HealthPolicy(restart_budget=2, backoff_initial_s=10)
+
+    def planned(restarts: tuple[datetime, ...]) -> Any:
+        rec = record(job, lifecycle=JobLifecycle.DEPLOYED, restarts=restarts)
+        recorded = {rec.name: rec}
+        return plan(state(desired_job(job)), failed, recorded, NOW, missed_run_grace_s=600, health=health)
+
+    retry = only_action(planned(()))
+    assert (retry.kind, retry.drift) == (ActionKind.RUN, DriftKind.FAILED)
+    assert "disk full" in retry.reason
+    assert "restart 1 of 2" in retry.reason
+    waiting = planned((NOW - timedelta(seconds=5),)).reports["report"]
+    assert waiting.status is Status.WAITING
+    assert "restart 2 of 2" in waiting.reason
+    assert only_action(planned((NOW - timedelta(seconds=11),))).kind is ActionKind.RUN
+    spent = only_action(planned((NOW - timedelta(seconds=60), NOW - timedelta(seconds=30))))
+    assert spent.kind is ActionKind.GIVE_UP
+    assert "disk full" in spent.reason
+    # given up: the spec hash is failed, and nothing more runs until the spec changes
+    given_up = record(job, lifecycle=JobLifecycle.FAILED, failed_hash=desired_job(job).spec_hash)
+    p = plan(state(desired_job(job)), failed, {"report": given_up}, NOW, health=health)
     assert p.actions == ()
-    report = p.reports["report"]
-    assert report.status is Status.FAILED
-    assert "disk full" in report.reason
+    assert p.reports["report"].status is Status.FAILED
+    off = plan(
+        state(desired_job(job)),
+        failed,
+        {"report": record(job, lifecycle=JobLifecycle.DEPLOYED)},
+        NOW,
+        health=HealthPolicy(restart_budget=0),
+    )
+    assert off.actions == ()
+    assert off.reports["report"].status is Status.FAILED
 
 
 def test_a_spec_change_runs_it_again_but_never_beside_a_run_still_going() -> None:

@@ -564,7 +564,7 @@ class Reconciler:
                 uow.jobs.new_life(action.job, action.cluster, file=file)
             job = uow.jobs.next_generation(action.job, by=2)
             extra: dict[str, Any] = {}
-            if action.kind is ActionKind.RECOVER:
+            if action.kind is ActionKind.RECOVER or (action.kind is ActionKind.RUN and action.drift):
                 window = window_restarts(recorded_job(job, None), self.clock.now(), self.health())
                 job = uow.jobs.update(action.job, JobUpdate(restarts=(*window, self.clock.now())))
                 if action.restore.source == "newest":

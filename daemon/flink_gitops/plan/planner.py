@@ -34,6 +34,7 @@ Neighbours: ``plan.model`` (the data), ``observe.view`` (observations),
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
@@ -374,7 +375,10 @@ def _change(
         )
 
     if want.spec.spec.mode == "batch" and (job.state == "running" or not suspended):
-        return batch.plan_batch(name, want, rec, observed, ctx.now, ctx.grace_s, diff, act, _fields(diff))
+        decided = batch.plan_batch(name, want, rec, observed, ctx.now, ctx.grace_s, diff, act, _fields(diff))
+        if isinstance(decided, JobReport) and decided.status is Status.FAILED and not diff.changed:
+            return _retry_batch(decided, want, rec, observed, ctx, act)
+        return decided
 
     if suspended:
         if job.state == "suspended":
@@ -431,6 +435,49 @@ def _change(
         return act(ActionKind.CHECKPOINT, "checkpointTriggerNonce changed: take a checkpoint")
 
     return act(ActionKind.RECORD, f"record only ({_fields(diff)})")
+
+
+def _retry_batch(
+    failed: JobReport,
+    want: DesiredJob,
+    rec: RecordedJob,
+    observed: Mapping[str, ClusterView],
+    ctx: _Live,
+    act: _Act,
+) -> Action | JobReport:
+    """An unscheduled batch run that FAILED runs again within the restart budget (with its backoff);
+    past it, it is given up (recorded FAILED with Flink's cause). A scheduled one waits for its next
+    fire time instead (``plan.schedule``)."""
+    seen = observed[rec.cluster].jobs.get(rec.flink_job_id) if rec.flink_job_id else None
+    policy = ctx.health
+    if want.spec.spec.schedule is not None or seen is None or seen.state != "FAILED":
+        return failed
+    if policy.restart_budget == 0:
+        return failed
+    restarts = live_health.window_restarts(rec, ctx.now, policy)
+    if len(restarts) >= policy.restart_budget:
+        return Action(
+            ActionKind.GIVE_UP,
+            failed.job,
+            failed.cluster or rec.cluster,
+            f"{failed.reason}; restart budget spent ({len(restarts)} in {policy.restart_window_s:g} s)",
+            want,
+            from_cluster=rec.cluster,
+            current_job_id=rec.flink_job_id,
+            drift=DriftKind.FAILED,
+        )
+    wait = live_health.next_recovery_at(restarts, policy)
+    budget = f"restart {len(restarts) + 1} of {policy.restart_budget}"
+    if wait is not None and ctx.now < wait:
+        return JobReport(
+            failed.job,
+            failed.cluster,
+            Status.WAITING,
+            f"{failed.reason}; {budget} after {wait.isoformat(timespec='seconds')}",
+            drift=DriftKind.FAILED,
+        )
+    retry = act(ActionKind.RUN, f"retry the failed batch run ({budget}): {failed.reason}")
+    return dataclasses.replace(retry, drift=DriftKind.FAILED)
 
 
 class _Act(Protocol):
