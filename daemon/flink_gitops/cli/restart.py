@@ -18,18 +18,13 @@ from pathlib import Path
 import click
 
 from flink_gitops.cli import settings_from
-from flink_gitops.cli.sync import Refused, _console, _report, _text, load_revision, runtime
+from flink_gitops.cli.sync import Refused, _console, _report, _text, load_revision, repo_option, runtime
 from flink_gitops.specs.errors import quote
 
 
 @click.command("restart")
 @click.argument("job")
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=None,
-    help="A working directory instead of the configured Git repository.",
-)
+@repo_option
 @click.pass_context
 def restart(ctx: click.Context, job: str, repo: Path | None) -> None:
     """Forget JOB's failure (restart budget, failed spec) and reconcile it now."""

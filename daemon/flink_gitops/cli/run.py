@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from flink_gitops.cli import config_path, settings_from
-from flink_gitops.cli.sync import runtime
+from flink_gitops.cli.sync import repo_option, runtime
 from flink_gitops.clock import SystemClock
 from flink_gitops.service.loop import Daemon
 from flink_gitops.service.notify import Notifier
@@ -23,12 +23,7 @@ from flink_gitops.settings import load_settings
 
 
 @click.command("run")
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=None,
-    help="A working directory instead of the configured Git repository.",
-)
+@repo_option
 @click.pass_context
 def run(ctx: click.Context, repo: Path | None) -> None:
     """Run the daemon: a reconcile cycle every git.poll_interval_s until SIGTERM."""

@@ -143,6 +143,15 @@ def _report(console: Console, result: CycleResult, revision_errors: int = 0) -> 
     return EXIT_OUT_OF_SYNC
 
 
+#: ``--repo DIR``: a working directory instead of the configured Git repository (sync, restart, run).
+repo_option = click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="A working directory instead of the configured Git repository.",
+)
+
+
 def _check_selection(jobs: tuple[str, ...], revision: Revision, store: Store) -> None:
     """Every ``--job`` names a job of the revision or of the store; a typo is no quiet "in sync"."""
     known = set(revision.desired.jobs) | {j.name for j in store.jobs.all()}
@@ -158,12 +167,7 @@ def _check_selection(jobs: tuple[str, ...], revision: Revision, store: Store) ->
 @click.option("--once", is_flag=True, help="One cycle, then exit (the loop is `flink-gitops run`).")
 @click.option("--dry-run", is_flag=True, help="Plan against the live clusters; change nothing.")
 @click.option("--job", "jobs", multiple=True, metavar="NAME", help="Only this job (repeatable).")
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=None,
-    help="A working directory instead of the configured Git repository.",
-)
+@repo_option
 @click.pass_context
 def sync(ctx: click.Context, once: bool, dry_run: bool, jobs: tuple[str, ...], repo: Path | None) -> None:
     """Make the clusters match Git: exit 0 in sync, 1 with a reason per job that is not, 2 on errors."""

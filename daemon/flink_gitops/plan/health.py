@@ -140,36 +140,28 @@ def assess(
     mode = want.spec.spec.job.upgradeMode
     what = "heal" if not kind.failure else "recover"
     budget = f"restart {len(restarts) + 1} of {policy.restart_budget}"
+    stop: StopHow = "none"
     if seen is not None and not seen.terminal:
         # still running, but not as deployed: end it by upgradeMode, run the spec from its state
-        stop: StopHow
         if mode == "stateless":
             stop, restore = "cancel", Restore("none")
         elif mode == "savepoint":
             stop, restore = "savepoint", Restore("stop-savepoint")
         else:
             stop, restore = "cancel", Restore("last-checkpoint")
-        return Action(
-            ActionKind.RECOVER,
-            name,
-            target,
-            f"{what}: {detail} ({budget})",
-            want,
-            from_cluster=rec.cluster,
-            current_job_id=rec.flink_job_id,
-            stop=stop,
-            restore=restore,
-            drift=kind,
-        )
-    restore = Restore("none") if mode == "stateless" else Restore("newest")
+        why = f"{what}: {detail} ({budget})"
+    else:
+        restore = Restore("none") if mode == "stateless" else Restore("newest")
+        why = f"{what}: {detail}; from its newest state ({budget})"
     return Action(
         ActionKind.RECOVER,
         name,
         target,
-        f"{what}: {detail}; from its newest state ({budget})",
+        why,
         want,
         from_cluster=rec.cluster,
         current_job_id=rec.flink_job_id,
+        stop=stop,
         restore=restore,
         drift=kind,
     )

@@ -255,7 +255,11 @@ class Daemon:
         return self.clock.monotonic() - self._last_beat < limit
 
     def run(self) -> int:
-        """Until SIGTERM/SIGINT: exit status 0 after a clean stop."""
+        """Until SIGTERM/SIGINT: exit status 0 after a clean stop. The store, audit key, clusters and
+        source are opened first: what cannot be opened at the start is an error (raised), never a
+        loop that quietly fails every cycle."""
+        with self._lock:
+            self._open(self.settings)
         # a run skipped because the previous one still runs is the design (no overlap), not news
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
