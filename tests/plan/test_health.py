@@ -230,3 +230,14 @@ def test_health_invariants(
     if report.drift is None:
         assert p.actions == ()
         assert report.status is Status.IN_SYNC
+
+
+def test_a_recovery_waits_for_free_slots_like_any_start() -> None:
+    job = job_spec(parallelism=4)
+    view = ClusterView("default", True, {}, slots_total=4, slots_free=2)
+    recorded = {"orders": record(job, fingerprint=DEPLOYED)}
+    p = plan(state(desired_job(job)), {"default": view}, recorded, NOW)
+    assert p.actions == ()
+    report = p.reports["orders"]
+    assert report.status is Status.WAITING
+    assert "waiting for 4 slots, 2 free" in report.reason

@@ -32,7 +32,14 @@ from flink_gitops.specs.loader import DesiredJob
 
 #: action kinds that start a Flink job.
 STARTS = frozenset(
-    {ActionKind.DEPLOY, ActionKind.RESUME, ActionKind.UPGRADE, ActionKind.REDEPLOY, ActionKind.RUN}
+    {
+        ActionKind.DEPLOY,
+        ActionKind.RESUME,
+        ActionKind.UPGRADE,
+        ActionKind.REDEPLOY,
+        ActionKind.RUN,
+        ActionKind.RECOVER,
+    }
 )
 
 
