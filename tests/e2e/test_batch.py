@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -275,7 +276,12 @@ def test_a_cron_batch_job_runs_at_its_time_with_a_fake_clock(
         nxt = datetime.fromisoformat(row["nextRunAt"])
         assert (nxt.isoweekday(), nxt.hour, nxt.minute) == (7, 3, 0)  # a Sunday, 03:00 UTC
         table = subprocess.run(
-            [*CLI, "--config", str(config), "status"], capture_output=True, text=True, timeout=60, check=True
+            [*CLI, "--config", str(config), "status"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={**os.environ, "COLUMNS": "200"},
         )
         assert "next run" in table.stdout
     finally:

@@ -15,6 +15,7 @@ Neighbours: ``execute.cycle`` (the work), ``cli.__init__`` (settings, errors).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -51,9 +52,16 @@ class Refused(click.ClickException):
     exit_code = 2
 
 
+#: tables written to a pipe or a file (no terminal to fit, COLUMNS unset) are this wide, not rich's 80.
+PIPE_WIDTH = 160
+
+
 def _console(*, stderr: bool = False) -> Console:
     """Recorded text (paths, Flink's errors) is shown as is: no rich markup, so '[/x]' is text."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPE_WIDTH
+    return console
 
 
 def _text(value: object) -> str:
@@ -288,8 +296,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         "cluster",
         "lifecycle",
         "flink job",
-        "drift",
-        "restarts",
+        "health",
         "savepoint",
         "next run",
         "last error",
@@ -307,8 +314,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                     d["cluster"],
                     d["lifecycle"] + (" (op open)" if d["openOperation"] else ""),
                     d["flinkJobId"] or "-",
-                    f"{drift['kind']} since {since}" if drift else "-",
-                    f"{restarts['inWindow']}/{restarts['budget']}",
+                    _health_cell(drift, since, restarts),
                     d["savepoint"] or "-",
                     _next_run_cell(d),
                     (d["lastError"] or "")[:120],
@@ -316,6 +322,14 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
             )
         )
     _console().print(table)
+
+
+def _health_cell(drift: dict[str, Any] | None, since: str, restarts: dict[str, Any]) -> str:
+    """Drift (kind, since when) and the recoveries counted against the restart budget, if any."""
+    parts = [f"{drift['kind']} since {since}"] if drift else []
+    if restarts["inWindow"]:
+        parts.append(f"restarts {restarts['inWindow']}/{restarts['budget']}")
+    return ", ".join(parts) or "-"
 
 
 @click.command("savepoint")
