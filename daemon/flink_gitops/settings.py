@@ -215,6 +215,23 @@ class HttpConfig(_Section):
     port: int = 8480
 
 
+class AlertsConfig(_Section):
+    """Where alerts go (any, all or none of these); see ``service.alerts``."""
+
+    #: a generic JSON webhook: the URL, from a secret file or credential (it may carry a token).
+    webhook: SecretRef | None = None
+    #: a Slack incoming-webhook URL, from a secret file or credential (it is a token).
+    slack: SecretRef | None = None
+    #: the Alertmanager base URL (alerts go to <url>/api/v2/alerts). Default none.
+    alertmanager_url: str | None = Field(None, pattern=r"^https?://")
+    #: one delivery attempt, seconds. Default 5.
+    timeout_s: float = Field(5.0, gt=0)
+    #: attempts per message before it is given up (logged). Default 5.
+    max_attempts: int = Field(5, ge=1)
+    #: first wait between attempts, seconds; doubles per attempt, at most 60. Default 1.
+    backoff_s: float = Field(1.0, ge=0)
+
+
 class SyncConfig(_Section):
     """How the reconciler acts (DESIGN.md "Drift" and "Upgrade")."""
 
@@ -329,6 +346,7 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     #: the name this instance writes into audit records and leases. Default: the host name.
     instance_name: str | None = None

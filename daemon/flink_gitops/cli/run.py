@@ -17,6 +17,7 @@ import click
 from flink_gitops.cli import config_path, settings_from
 from flink_gitops.cli.sync import repo_option, runtime
 from flink_gitops.clock import SystemClock
+from flink_gitops.service.alerts import Alerter, sinks_from
 from flink_gitops.service.loop import Daemon
 from flink_gitops.service.notify import Notifier
 from flink_gitops.settings import load_settings
@@ -31,12 +32,16 @@ def run(ctx: click.Context, repo: Path | None) -> None:
     if repo is None and not settings.git.url:
         raise click.UsageError("no repository: set git.url in the config, or pass --repo DIR")
     path = config_path(ctx)
+    clock = SystemClock()
+    alerts = settings.alerts
+    alerter = Alerter(sinks_from(alerts), clock, max_attempts=alerts.max_attempts, backoff_s=alerts.backoff_s)
     daemon = Daemon(
         settings,
         reload=lambda: load_settings(path),
         open_runtime=runtime,
-        clock=SystemClock(),
+        clock=clock,
         notifier=Notifier.from_env(),
         repo=repo,
+        alerter=alerter.start(),
     )
     sys.exit(daemon.run())

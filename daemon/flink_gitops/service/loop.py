@@ -40,8 +40,10 @@ from loguru import logger
 from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
+from flink_gitops.service.alerts import Alert, Alerter, conditions
 from flink_gitops.service.notify import Notifier
 from flink_gitops.settings import Settings
+from flink_gitops.source.errors import SignatureError
 from flink_gitops.source.git import GitSource
 from flink_gitops.source.tree import DirectoryTree, Tree
 from flink_gitops.specs.loader import DesiredState, SpecLoader
@@ -67,12 +69,18 @@ class _Source:
     git: GitSource | None
     directory: Path | None
 
+    #: the last poll's error (the source is stale while it lasts), and whether it was a signature.
+    error: str | None = None
+    signature_refused: bool = False
+
     def poll(self) -> tuple[Tree, str | None, str | None] | str:
         """(tree, commit, signer), or why there is no revision to act on."""
         if self.directory is not None:
             return DirectoryTree(self.directory), None, None
         assert self.git is not None
         polled = self.git.poll()
+        self.error = str(polled.error) if polled.error is not None else None
+        self.signature_refused = isinstance(polled.error, SignatureError)
         if polled.error is not None:
             logger.error("git: {}", polled.error)
         if polled.revision is None:
@@ -94,6 +102,7 @@ class Daemon:
         clock: Clock,
         notifier: Notifier | None = None,
         repo: Path | None = None,
+        alerter: Alerter | None = None,
     ) -> None:
         self.settings = settings
         self._reload = reload
@@ -101,6 +110,8 @@ class Daemon:
         self.clock = clock
         self.notifier = notifier or Notifier(None)
         self.repo = repo
+        #: alerts after every cycle (None: logged only, see ``service.alerts``).
+        self.alerter = alerter or Alerter([], clock)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload_asked = threading.Event()
@@ -191,6 +202,8 @@ class Daemon:
         polled = self._source.poll()
         if isinstance(polled, str):
             logger.error("no cycle: {}", polled)
+            kind = "FlinkGitOpsSignatureRefused" if self._source.signature_refused else "FlinkGitOpsGitStale"
+            self.alerter.observe([*self._still_active(), Alert(f"git:{kind}", kind, "critical", polled)])
             return None
         tree, commit, signer = polled
         if self._last is not None and commit is not None and self._last[0] == commit:
@@ -201,6 +214,13 @@ class Daemon:
                 logger.error("{}: {}", problem.where(), problem.message)
             self._last = (commit, desired)
         result = self._reconciler.cycle(Revision(desired, commit, signer), tree=tree)
+        self.alerter.observe(
+            conditions(
+                result,
+                source_error=self._source.error,
+                signature_refused=self._source.signature_refused,
+            )
+        )
         self.cycles += 1
         self.last_result = result
         self.last_cycle_at = self.clock.now()
@@ -208,6 +228,12 @@ class Daemon:
             self.notifier.ready(f"reconciling {len(result.plan.reports)} jobs")
         self.notifier.status(result.summary()[:200])
         return result
+
+    def _still_active(self) -> list[Alert]:
+        """Without a cycle, nothing is known to have ended: the job and cluster alerts stay."""
+        return [
+            a for a, _ in self.alerter.state.active.values() if not a.event and not a.key.startswith("git:")
+        ]
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -288,6 +314,8 @@ class Daemon:
             logger.info("stopping: the action in flight parks at its recorded step")
             self.stop()
             scheduler.shutdown(wait=True)
+            self.alerter.drain(5.0)
+            self.alerter.stop()
             _restore_signals(previous)
             with self._lock:
                 if self._reconciler is not None:
