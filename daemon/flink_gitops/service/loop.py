@@ -60,6 +60,15 @@ class Runtime(Protocol):
 OpenRuntime = Callable[[Settings], AbstractContextManager[Runtime]]
 
 
+class Service(Protocol):
+    """Something served beside the loop (the HTTP API): started after the runtime opens, stopped
+    before the loop parks."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class _Source:
     """Where revisions come from: the configured Git repository, or a directory (``--repo``)."""
@@ -94,8 +103,10 @@ class Daemon:
         clock: Clock,
         notifier: Notifier | None = None,
         repo: Path | None = None,
+        serve: Callable[[Daemon], Service] | None = None,
     ) -> None:
         self.settings = settings
+        self._serve = serve
         self._reload = reload
         self._open_runtime = open_runtime
         self.clock = clock
@@ -119,6 +130,11 @@ class Daemon:
         self._scheduler: BackgroundScheduler | None = None
         self._bugs = 0
         self.exit_code = 0
+
+    @property
+    def reconciler(self) -> Reconciler | None:
+        """The reconciler of the runtime open now (its store and audit trail), None while closed."""
+        return self._reconciler
 
     # --- one tick ------------------------------------------------------------------------------
 
@@ -260,6 +276,15 @@ class Daemon:
         loop that quietly fails every cycle."""
         with self._lock:
             self._open(self.settings)
+        service = None
+        if self._serve is not None:
+            try:
+                service = self._serve(self)
+            except BaseException:
+                with self._lock:
+                    self._close()
+                raise
+            service.start()
         # a run skipped because the previous one still runs is the design (no overlap), not news
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
@@ -285,6 +310,8 @@ class Daemon:
                     self.notifier.watchdog()
         finally:
             self.notifier.stopping("stopping: parking the action in flight")
+            if service is not None:
+                service.stop()
             logger.info("stopping: the action in flight parks at its recorded step")
             self.stop()
             scheduler.shutdown(wait=True)
