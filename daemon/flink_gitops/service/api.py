@@ -509,7 +509,14 @@ class ApiServer:
         self._sock = bind(config.host, config.port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False)
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+                timeout_graceful_shutdown=5,
+            )
         )
         self._thread = threading.Thread(target=self._serve, name="http-api", daemon=True)
 
