@@ -45,6 +45,7 @@ def g(
     secret.write_text(SECRET + "\n", encoding="utf-8")
     config: dict[str, Any] = yaml.safe_load(world.config.read_text(encoding="utf-8"))
     config["git"]["poll_interval_s"] = 3600  # no polling: only the first cycle and webhooks
+    config["sync"]["stability_s"] = 5  # room to push a commit while an upgrade waits for stability
     config["http"] = {"port": 0, "tokens": {"file": str(tokens)}, "webhook_secret": {"file": str(secret)}}
     world.config.write_text(yaml.safe_dump(config), encoding="utf-8")
     yield world
@@ -120,8 +121,31 @@ def test_a_signed_webhook_upgrades_a_pushed_commit_and_unsigned_ones_trigger_not
         latency = time.monotonic() - t0
         assert g.live_jobs() == [second]
         print(f"webhook -> upgraded and stable: {latency:.1f} s")
+        cycles = text().count("cycle rev=")
         r = api.post("/api/v1/sync", params={"job": "orders"}, headers=operator)
         assert r.status_code == 202, r.text
+
+        # a commit pushed while a webhook's cycle runs (its new job started, the cycle waiting for it
+        # to be stable), and its own webhook then: not lost (one more cycle after the running one),
+        # though polling is off
+        signed = {"X-Hub-Signature-256": f"sha256={good}"}
+        g.put_job("orders", args=["--out", str(g.out / "orders"), "--rate", "130", "--keys", "4"])
+        wait_until("the sync's cycle ended", lambda: text().count("cycle rev=") == cycles + 1 or None, 30)
+        assert api.post("/webhooks/github", content=body, headers=signed).status_code == 202
+        wait_until("the upgrade's new job", lambda: g.live_jobs() not in ([], [second]) or None, 60)
+        ended = text().count("cycle rev=")
+        last = g.put_job("orders", args=["--out", str(g.out / "orders"), "--rate", "140", "--keys", "4"])
+        assert api.post("/webhooks/github", content=body, headers=signed).status_code == 202
+        assert text().count("cycle rev=") == ended, "the webhook came while the upgrade's cycle ran"
+
+        def state() -> str:
+            got: dict[str, Any] = api.get("/api/v1/jobs/orders", headers=viewer).json()
+            return f"{got['state']} {got['commit']}"
+
+        def deployed_last() -> bool:
+            return state() == f"stable {last}"
+
+        wait_until("the last pushed commit deployed", deployed_last, 120)
         api.close()
     finally:
         proc.send_signal(signal.SIGTERM)

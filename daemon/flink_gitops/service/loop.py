@@ -114,6 +114,7 @@ class Daemon:
         self.repo = repo
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._again = threading.Event()  # a trigger since the current cycle began
         self._reload_asked = threading.Event()
         self._pending: Settings | None = None
         self._lock = threading.Lock()
@@ -170,6 +171,17 @@ class Daemon:
         self._last_beat = self.clock.monotonic()
 
     def tick(self) -> CycleResult | None:
+        """One cycle, and one more if :meth:`trigger` was called while it ran (APScheduler skips a
+        run that is due while one runs: without this, a webhook during a cycle would wait for the
+        next poll). A burst of triggers during a cycle is one more cycle."""
+        while True:
+            self._again.clear()
+            result = self._one_tick()
+            if self._stop.is_set() or not self._again.is_set():
+                return result
+            logger.info("one more cycle: requested while the last one ran")
+
+    def _one_tick(self) -> CycleResult | None:
         """One cycle: poll, load when the commit moved, reconcile. Never raises for a failure of
         the cycle (logged; the next tick tries again)."""
         with self._lock:
@@ -230,6 +242,7 @@ class Daemon:
     def trigger(self, why: str) -> None:
         """Run a cycle now (coalesced with one already waiting to run)."""
         logger.info("cycle requested: {}", why)
+        self._again.set()
         scheduler = self._scheduler
         if scheduler is not None and scheduler.running:
             job = scheduler.get_job("cycle")
