@@ -209,10 +209,23 @@ class AuditConfig(_Section):
 
 
 class HttpConfig(_Section):
+    """The HTTP API served by ``run`` (``service.api``)."""
+
+    #: serve the API inside ``run``. Default true.
+    enabled: bool = True
     #: bind address. Default 127.0.0.1 (localhost only).
     host: str = "127.0.0.1"
-    #: TCP port. Default 8480.
-    port: int = 8480
+    #: TCP port; 0 = any free port (logged). Default 8480.
+    port: int = Field(8480, ge=0, le=65535)
+    #: bearer tokens, one ``role:sha256-hex-of-token`` a line (role viewer or operator; ``#`` comments).
+    #: Tokens are stored hashed. Default null: every /api route answers 401.
+    tokens: SecretRef | None = None
+    #: the shared secret of the Git webhooks (HMAC key, or GitLab's token). Default null: webhooks 401.
+    webhook_secret: SecretRef | None = None
+    #: largest request body accepted, bytes; a larger one is 413. Default 1048576 (1 MiB).
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    #: /readyz fails when the last cycle is older than this many poll intervals. Default 3.
+    ready_cycle_intervals: float = Field(3.0, gt=0)
 
 
 class AlertsConfig(_Section):

@@ -64,6 +64,8 @@ class Gitops:
             "sync": {"stability_s": 1, "readiness_timeout_s": 60} | self.sync_settings,
             # initialSavepointPath must lie under these (specs.guards): the clusters' own savepoints
             "savepoint_roots": [c.savepoint_dir.as_uri() for c in self.clusters.values()],
+            # the API of `run` on any free port: tests run side by side
+            "http": {"port": 0},
         }
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
 

@@ -3,7 +3,9 @@
 With ``git.url`` it polls that repository; ``--repo DIR`` reconciles a working
 directory instead (local development). Under systemd (``Type=notify``) it
 reports READY after its first cycle and feeds the watchdog while its loop
-lives; SIGHUP reloads the config (``--config``), SIGTERM parks the action in
+lives; the HTTP API (``service.api``) listens on ``http.host:http.port`` unless
+``http.enabled`` is false (its settings are read at start, not on reload); SIGHUP
+reloads the config (``--config``), SIGTERM parks the action in
 flight and exits 0. Neighbours: ``service.loop``, ``cli.sync`` (the runtime).
 """
 
@@ -18,6 +20,7 @@ from flink_gitops.cli import config_path, settings_from
 from flink_gitops.cli.sync import repo_option, runtime
 from flink_gitops.clock import SystemClock
 from flink_gitops.service.alerts import Alerter, sinks_from
+from flink_gitops.service.api import serve
 from flink_gitops.service.loop import Daemon
 from flink_gitops.service.notify import Notifier
 from flink_gitops.settings import load_settings
@@ -43,5 +46,6 @@ def run(ctx: click.Context, repo: Path | None) -> None:
         notifier=Notifier.from_env(),
         repo=repo,
         alerter=alerter.start(),
+        serve=serve if settings.http.enabled else None,
     )
     sys.exit(daemon.run())

@@ -62,6 +62,15 @@ class Runtime(Protocol):
 OpenRuntime = Callable[[Settings], AbstractContextManager[Runtime]]
 
 
+class Service(Protocol):
+    """Something served beside the loop (the HTTP API): started after the runtime opens, stopped
+    before the loop parks."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class _Source:
     """Where revisions come from: the configured Git repository, or a directory (``--repo``)."""
@@ -103,8 +112,10 @@ class Daemon:
         notifier: Notifier | None = None,
         repo: Path | None = None,
         alerter: Alerter | None = None,
+        serve: Callable[[Daemon], Service] | None = None,
     ) -> None:
         self.settings = settings
+        self._serve = serve
         self._reload = reload
         self._open_runtime = open_runtime
         self.clock = clock
@@ -114,6 +125,7 @@ class Daemon:
         self.alerter = alerter or Alerter([], clock)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._again = threading.Event()  # a trigger since the current cycle began
         self._reload_asked = threading.Event()
         self._pending: Settings | None = None
         self._lock = threading.Lock()
@@ -130,6 +142,11 @@ class Daemon:
         self._scheduler: BackgroundScheduler | None = None
         self._bugs = 0
         self.exit_code = 0
+
+    @property
+    def reconciler(self) -> Reconciler | None:
+        """The reconciler of the runtime open now (its store and audit trail), None while closed."""
+        return self._reconciler
 
     # --- one tick ------------------------------------------------------------------------------
 
@@ -165,6 +182,17 @@ class Daemon:
         self._last_beat = self.clock.monotonic()
 
     def tick(self) -> CycleResult | None:
+        """One cycle, and one more if :meth:`trigger` was called while it ran (APScheduler skips a
+        run that is due while one runs: without this, a webhook during a cycle would wait for the
+        next poll). A burst of triggers during a cycle is one more cycle."""
+        while True:
+            self._again.clear()
+            result = self._one_tick()
+            if self._stop.is_set() or not self._again.is_set():
+                return result
+            logger.info("one more cycle: requested while the last one ran")
+
+    def _one_tick(self) -> CycleResult | None:
         """One cycle: poll, load when the commit moved, reconcile. Never raises for a failure of
         the cycle (logged; the next tick tries again)."""
         with self._lock:
@@ -240,6 +268,7 @@ class Daemon:
     def trigger(self, why: str) -> None:
         """Run a cycle now (coalesced with one already waiting to run)."""
         logger.info("cycle requested: {}", why)
+        self._again.set()
         scheduler = self._scheduler
         if scheduler is not None and scheduler.running:
             job = scheduler.get_job("cycle")
@@ -286,6 +315,15 @@ class Daemon:
         loop that quietly fails every cycle."""
         with self._lock:
             self._open(self.settings)
+        service = None
+        if self._serve is not None:
+            try:
+                service = self._serve(self)
+            except BaseException:
+                with self._lock:
+                    self._close()
+                raise
+            service.start()
         # a run skipped because the previous one still runs is the design (no overlap), not news
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
@@ -311,6 +349,8 @@ class Daemon:
                     self.notifier.watchdog()
         finally:
             self.notifier.stopping("stopping: parking the action in flight")
+            if service is not None:
+                service.stop()
             logger.info("stopping: the action in flight parks at its recorded step")
             self.stop()
             scheduler.shutdown(wait=True)
