@@ -233,6 +233,10 @@ class Reconciler:
             savepoint_dir=sync.savepoint_dir,
         )
         self._last_renew: dict[str, float] = {}
+        #: cluster → when this instance first saw it unled while at its cap (monotonic seconds).
+        self._free_since: dict[str, float] = {}
+        #: cluster → why this instance only observes it (the last leadership pass).
+        self._observing: dict[str, str] = {}
         #: Flink job id -> (monotonic time its checkpoint stats were last read, the path seen then).
         self._tracked: dict[str, tuple[float, str | None]] = {}
         #: jars uploaded before, per (cluster, digest); renewed every cycle (one GET /jars each).
@@ -273,6 +277,11 @@ class Reconciler:
                 except FlinkGitOpsError:
                     lease = None
             if lease is None:
+                self.leases.pop(cluster, None)
+                over = self._over_cap(cluster)
+                if over is not None:
+                    refused[cluster] = over
+                    continue
                 lease = self.store.leases.acquire(self.holder, ttl, name=cluster_lease(cluster))
             if lease is None:
                 current = self.store.leases.current(cluster_lease(cluster))
@@ -289,8 +298,38 @@ class Reconciler:
                 refused[cluster] = f"cluster {cluster!r} is led by {who}"
                 self.leases.pop(cluster, None)
                 continue
+            if held is None or held.epoch != lease.epoch:
+                logger.info("cluster {}: leading (lease epoch {})", cluster, lease.epoch)
             self.leases[cluster] = lease
+            self._free_since.pop(cluster, None)
             self._last_renew[cluster] = self.clock.monotonic()
+        return refused
+
+    def _over_cap(self, cluster: str) -> str | None:
+        """Why a free ``cluster`` is not taken now (``store.max_clusters_per_instance``), or None.
+
+        Within the cap it is taken at once. Beyond it, only once this instance has seen it unled
+        for one lease TTL: a replica with room takes it first, and none stays unled for long."""
+        cap = self.settings.store.max_clusters_per_instance
+        if cap is None or len(self.leases) < cap:
+            return None
+        if self.store.leases.current(cluster_lease(cluster)) is not None:
+            self._free_since.pop(cluster, None)
+            return None  # held by someone: acquire refuses it, or it is a dead holder's
+        now = self.clock.monotonic()
+        since = self._free_since.setdefault(cluster, now)
+        if now - since >= self.settings.store.lease_ttl_s:
+            return None
+        return f"cluster {cluster!r} waits for a replica with room (this one leads {cap}, its cap)"
+
+    def lead_all(self) -> dict[str, str]:
+        """The daemon's leadership pass: keep or take every configured cluster's lease (within the
+        cap); cluster → why not. A cluster led elsewhere is observed only; a change is logged."""
+        refused = self._lead(set(self.clients))
+        for cluster, why in refused.items():
+            if self._observing.get(cluster) != why:
+                logger.info("{}: observing only", why)
+        self._observing = dict(refused)
         return refused
 
     def _lost(self, clusters: tuple[str, ...]) -> Callable[[], bool]:
