@@ -96,6 +96,8 @@ def test_by_default_one_replica_leads_every_cluster_and_the_other_only_observes(
     assert sorted(refused) == ["eu", "us"]
     assert all("led by r1:" in why for why in refused.values())
     assert b.rec.leases == {}
+    assert a.rec.leadership() == {"eu": True, "us": True}
+    assert b.rec.leadership() == {"eu": False, "us": False}
     # a leader keeps its clusters with each pass, also long after the first (no actions needed)
     for _ in range(5):
         pair.clock.advance(TTL / 2)

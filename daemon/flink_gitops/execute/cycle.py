@@ -236,7 +236,7 @@ class Reconciler:
         #: cluster → when this instance first saw it unled while at its cap (monotonic seconds).
         self._free_since: dict[str, float] = {}
         #: cluster → why this instance only observes it (the last leadership pass).
-        self._observing: dict[str, str] = {}
+        self.observing: dict[str, str] = {}
         #: Flink job id -> (monotonic time its checkpoint stats were last read, the path seen then).
         self._tracked: dict[str, tuple[float, str | None]] = {}
         #: jars uploaded before, per (cluster, digest); renewed every cycle (one GET /jars each).
@@ -327,10 +327,14 @@ class Reconciler:
         cap); cluster → why not. A cluster led elsewhere is observed only; a change is logged."""
         refused = self._lead(set(self.clients))
         for cluster, why in refused.items():
-            if self._observing.get(cluster) != why:
+            if self.observing.get(cluster) != why:
                 logger.info("{}: observing only", why)
-        self._observing = dict(refused)
+        self.observing = dict(refused)
         return refused
+
+    def leadership(self) -> dict[str, bool]:
+        """cluster → whether this instance leads it now (for /readyz and the leadership metric)."""
+        return {cluster: cluster in self.leases for cluster in sorted(self.clients)}
 
     def _lost(self, clusters: tuple[str, ...]) -> Callable[[], bool]:
         """A cancel hook for long waits: renews the leases now and then; True once one is lost."""
