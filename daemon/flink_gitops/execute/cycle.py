@@ -104,6 +104,8 @@ class CycleResult:
     spec_errors: int = 0
     #: what savepoint retention did after the actions (None: it did not run, e.g. a dry run).
     retention: RetentionResult | None = None
+    #: job → why its action was not taken: its cluster is led by another instance (observed only).
+    led_elsewhere: dict[str, str] = field(default_factory=dict)
 
     @property
     def in_sync(self) -> bool:
@@ -133,12 +135,14 @@ class CycleResult:
     def summary(self) -> str:
         counts = self.plan.counts()
         done = sum(1 for r in self.results.values() if r.ok)
-        failed = sum(1 for r in self.results.values() if not r.ok)
+        failed = sum(1 for n, r in self.results.items() if not r.ok and n not in self.led_elsewhere)
         parts = [f"rev={(self.commit or 'worktree')[:12]}", f"jobs={len(self.plan.reports)}"]
         parts += [f"{k}={v}" for k, v in counts.items()]
         parts += [f"acted={done}", f"failed={failed}", f"unmanaged={len(self.plan.unmanaged)}"]
         if self.plan.unreachable:
             parts.append(f"unreachable={','.join(self.plan.unreachable)}")
+        if self.led_elsewhere:
+            parts.append(f"led_elsewhere={len(self.led_elsewhere)}")
         if self.spec_errors:
             parts.append(f"spec_errors={self.spec_errors}")
         if self.dry_run:
@@ -465,6 +469,7 @@ class Reconciler:
                     result.results[action.job] = ActionResult(
                         action.job, action.kind, False, None, blocked[0]
                     )
+                    result.led_elsewhere[action.job] = blocked[0]
                     continue
                 try:
                     result.results[action.job] = self._act(action, revision, progress)
