@@ -184,6 +184,10 @@ class StoreConfig(_Section):
     password: SecretRef | None = None
     #: leader lease length, seconds, > 0. Default 30.
     lease_ttl_s: float = Field(30.0, gt=0)
+    #: most clusters one instance leads while another replica could take the rest (as Argo CD
+    #: shards by cluster): beyond it, a free cluster is taken only after it stayed unled for one
+    #: lease_ttl_s (no replica with room took it). Clusters, >= 1; default none (one may lead all).
+    max_clusters_per_instance: int | None = Field(None, ge=1)
     #: how long a write waits for the database lock (SQLite busy_timeout) and a connection
     #: attempt waits (PostgreSQL connect_timeout), seconds. Default 30.
     busy_timeout_s: float = 30.0

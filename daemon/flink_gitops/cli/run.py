@@ -41,7 +41,7 @@ def run(ctx: click.Context, repo: Path | None) -> None:
     daemon = Daemon(
         settings,
         reload=lambda: load_settings(path),
-        open_runtime=runtime,
+        open_runtime=lambda s: runtime(s, daemon=True),
         clock=clock,
         notifier=Notifier.from_env(),
         repo=repo,

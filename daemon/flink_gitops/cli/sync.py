@@ -79,18 +79,19 @@ class Runtime:
 
 
 @contextmanager
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    """Store, audit trail, one client per cluster and the reconciler; all closed on exit."""
+def runtime(settings: Settings, *, daemon: bool = False) -> Iterator[Runtime]:
+    """Store, audit trail, one client per cluster and the reconciler; all closed on exit. The audit
+    actor is ``cli:<user>``, or for the daemon ``daemon:<instance>`` (which replica acted)."""
     clock = SystemClock()
     with ExitStack() as stack:
         store = open_store(settings, clock=clock)
         stack.callback(store.close)
-        actor = cli_actor()
+        instance = settings.instance_name or socket.gethostname()
+        actor = f"daemon:{instance}" if daemon else cli_actor()
         audit = AuditTrail.from_settings(settings, store, clock=clock, actor=actor)
         clients: dict[str, FlinkClient] = {}
         for name, cfg in settings.clusters.items():
             clients[name] = stack.enter_context(FlinkClient.from_config(name, cfg, clock))
-        instance = settings.instance_name or socket.gethostname()
         rec = Reconciler(settings, store, audit, clients, clock, actor=actor, instance=instance)
         stack.callback(rec.release)
         yield Runtime(settings, store, audit, rec)

@@ -104,6 +104,8 @@ class CycleResult:
     spec_errors: int = 0
     #: what savepoint retention did after the actions (None: it did not run, e.g. a dry run).
     retention: RetentionResult | None = None
+    #: job → why its action was not taken: its cluster is led by another instance (observed only).
+    led_elsewhere: dict[str, str] = field(default_factory=dict)
 
     @property
     def in_sync(self) -> bool:
@@ -133,12 +135,14 @@ class CycleResult:
     def summary(self) -> str:
         counts = self.plan.counts()
         done = sum(1 for r in self.results.values() if r.ok)
-        failed = sum(1 for r in self.results.values() if not r.ok)
+        failed = sum(1 for n, r in self.results.items() if not r.ok and n not in self.led_elsewhere)
         parts = [f"rev={(self.commit or 'worktree')[:12]}", f"jobs={len(self.plan.reports)}"]
         parts += [f"{k}={v}" for k, v in counts.items()]
         parts += [f"acted={done}", f"failed={failed}", f"unmanaged={len(self.plan.unmanaged)}"]
         if self.plan.unreachable:
             parts.append(f"unreachable={','.join(self.plan.unreachable)}")
+        if self.led_elsewhere:
+            parts.append(f"led_elsewhere={len(self.led_elsewhere)}")
         if self.spec_errors:
             parts.append(f"spec_errors={self.spec_errors}")
         if self.dry_run:
@@ -233,6 +237,10 @@ class Reconciler:
             savepoint_dir=sync.savepoint_dir,
         )
         self._last_renew: dict[str, float] = {}
+        #: cluster → when this instance first saw it unled while at its cap (monotonic seconds).
+        self._free_since: dict[str, float] = {}
+        #: cluster → why this instance only observes it (the last leadership pass).
+        self.observing: dict[str, str] = {}
         #: Flink job id -> (monotonic time its checkpoint stats were last read, the path seen then).
         self._tracked: dict[str, tuple[float, str | None]] = {}
         #: jars uploaded before, per (cluster, digest); renewed every cycle (one GET /jars each).
@@ -273,6 +281,11 @@ class Reconciler:
                 except FlinkGitOpsError:
                     lease = None
             if lease is None:
+                self.leases.pop(cluster, None)
+                over = self._over_cap(cluster)
+                if over is not None:
+                    refused[cluster] = over
+                    continue
                 lease = self.store.leases.acquire(self.holder, ttl, name=cluster_lease(cluster))
             if lease is None:
                 current = self.store.leases.current(cluster_lease(cluster))
@@ -289,9 +302,43 @@ class Reconciler:
                 refused[cluster] = f"cluster {cluster!r} is led by {who}"
                 self.leases.pop(cluster, None)
                 continue
+            if held is None or held.epoch != lease.epoch:
+                logger.info("cluster {}: leading (lease epoch {})", cluster, lease.epoch)
             self.leases[cluster] = lease
+            self._free_since.pop(cluster, None)
             self._last_renew[cluster] = self.clock.monotonic()
         return refused
+
+    def _over_cap(self, cluster: str) -> str | None:
+        """Why a free ``cluster`` is not taken now (``store.max_clusters_per_instance``), or None.
+
+        Within the cap it is taken at once. Beyond it, only once this instance has seen it unled
+        for one lease TTL: a replica with room takes it first, and none stays unled for long."""
+        cap = self.settings.store.max_clusters_per_instance
+        if cap is None or len(self.leases) < cap:
+            return None
+        if self.store.leases.current(cluster_lease(cluster)) is not None:
+            self._free_since.pop(cluster, None)
+            return None  # held by someone: acquire refuses it, or it is a dead holder's
+        now = self.clock.monotonic()
+        since = self._free_since.setdefault(cluster, now)
+        if now - since >= self.settings.store.lease_ttl_s:
+            return None
+        return f"cluster {cluster!r} waits for a replica with room (this one leads {cap}, its cap)"
+
+    def lead_all(self) -> dict[str, str]:
+        """The daemon's leadership pass: keep or take every configured cluster's lease (within the
+        cap); cluster → why not. A cluster led elsewhere is observed only; a change is logged."""
+        refused = self._lead(set(self.clients))
+        for cluster, why in refused.items():
+            if self.observing.get(cluster) != why:
+                logger.info("{}: observing only", why)
+        self.observing = dict(refused)
+        return refused
+
+    def leadership(self) -> dict[str, bool]:
+        """cluster → whether this instance leads it now (for /readyz and the leadership metric)."""
+        return {cluster: cluster in self.leases for cluster in sorted(self.clients)}
 
     def _lost(self, clusters: tuple[str, ...]) -> Callable[[], bool]:
         """A cancel hook for long waits: renews the leases now and then; True once one is lost."""
@@ -422,6 +469,7 @@ class Reconciler:
                     result.results[action.job] = ActionResult(
                         action.job, action.kind, False, None, blocked[0]
                     )
+                    result.led_elsewhere[action.job] = blocked[0]
                     continue
                 try:
                     result.results[action.job] = self._act(action, revision, progress)

@@ -6,7 +6,11 @@ once (``max_instances=1``; a slow cycle delays the next, and missed runs
 coalesce into one). :meth:`Daemon.trigger` runs one at once (a webhook, a file
 watcher); a burst of triggers while one runs is one more cycle, not many. Each
 tick polls the source and reloads specs only when the commit moved, then runs
-one reconcile cycle, which logs its one summary line.
+one reconcile cycle, which logs its one summary line. Before each cycle, and
+every ``store.lease_ttl_s / 3`` between cycles, the replica keeps the leases of
+the clusters it leads and takes free ones (``Reconciler.lead_all``, within
+``store.max_clusters_per_instance``); a cluster led by another replica is only
+observed, never acted on. A clean stop releases the leases at once.
 
 The main thread only waits: on SIGTERM it sends STOPPING, tells the reconciler
 to stop (the action in flight parks at its last recorded step, and is resumed
@@ -241,6 +245,7 @@ class Daemon:
             for problem in desired.errors:
                 logger.error("{}: {}", problem.where(), problem.message)
             self._last = (commit, desired)
+        self._reconciler.lead_all()  # keep our clusters, take free ones; the rest are only observed
         result = self._reconciler.cycle(Revision(desired, commit, signer), tree=tree)
         self.alerter.observe(
             conditions(
@@ -262,6 +267,20 @@ class Daemon:
         return [
             a for a, _ in self.alerter.state.active.values() if not a.event and not a.key.startswith("git:")
         ]
+
+    def keep_leases(self) -> None:
+        """Between cycles, every lease_ttl_s / 3: renew our clusters' leases (and take free ones),
+        so a poll interval longer than the lease never loses them. During a cycle its own waits
+        renew them; this pass then skips."""
+        if self._stop.is_set() or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._reconciler is not None and not self._stop.is_set():
+                self._reconciler.lead_all()
+        except FlinkGitOpsError as exc:
+            logger.error("lease renewal failed: {}", exc)
+        finally:
+            self._lock.release()
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -297,6 +316,8 @@ class Daemon:
         self._pending = settings
         if self._scheduler is not None:
             self._scheduler.reschedule_job("cycle", trigger=self._trigger(settings))
+            every = settings.store.lease_ttl_s / 3
+            self._scheduler.reschedule_job("leases", trigger=IntervalTrigger(seconds=every))
 
     def _trigger(self, settings: Settings) -> IntervalTrigger:
         git = settings.git
@@ -335,6 +356,13 @@ class Daemon:
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
+        )
+        scheduler.add_job(
+            self.keep_leases,
+            IntervalTrigger(seconds=self.settings.store.lease_ttl_s / 3),
+            id="leases",
+            max_instances=1,
+            coalesce=True,
         )
         previous = _install_signals(self)
         scheduler.start()
