@@ -113,6 +113,9 @@ class FakeReadModel:
             if r.seq > after_seq and (job is None or r.event.job == job) and action in (None, r.event.action)
         ][:limit]
 
+    def metrics(self) -> bytes:
+        return b"# HELP flink_jobs_total Jobs flink-gitops manages.\nflink_jobs_total 2.0\n"
+
     def readiness(self) -> Readiness:
         if self.ready:
             return Readiness(True, "ok", NOW, 1.5, 3)
@@ -152,6 +155,7 @@ PROTECTED = [
     ("GET", "/api/v1/jobs", "viewer"),
     ("GET", "/api/v1/jobs/orders", "viewer"),
     ("GET", "/api/v1/audit", "viewer"),
+    ("GET", "/metrics", "viewer"),
     ("POST", "/api/v1/sync", "operator"),
     ("POST", "/api/v1/sync?job=orders", "operator"),
 ]
@@ -381,3 +385,11 @@ def test_a_port_in_use_is_a_config_error() -> None:
             bind("127.0.0.1", sock.getsockname()[1])
     finally:
         sock.close()
+
+
+def test_metrics_are_the_prometheus_text_format(api: Api) -> None:
+    with api.client() as c:
+        r = c.get("/metrics", headers={"Authorization": f"Bearer {VIEWER}"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert "flink_jobs_total 2.0" in r.text

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
 from pydantic import BaseModel
@@ -43,6 +43,7 @@ from flink_gitops.errors import ConfigError, FlinkGitOpsError, TemporaryError
 from flink_gitops.record.audit.event import AuditRecord, format_time
 from flink_gitops.record.store.records import JobRecord, SavepointRecord
 from flink_gitops.secrets import Secret, SecretRef, read_secret
+from flink_gitops.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from flink_gitops.settings import HttpConfig
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ class ReadModel(Protocol):
     ) -> list[AuditRecord]: ...
 
     def readiness(self) -> Readiness: ...
+
+    def metrics(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,16 @@ def create_app(
         )
         return JSONResponse(body.model_dump(), status_code=200 if state.ready else 503)
 
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={**unauthorized, 200: {"content": {"text/plain": {}}}},
+        tags=["health"],
+    )
+    def metrics(_role: Role = Depends(viewer)) -> PlainTextResponse:  # noqa: B008
+        """Prometheus metrics (text exposition format)."""
+        return PlainTextResponse(read.metrics(), media_type=METRICS_CONTENT_TYPE)
+
     @app.get("/api/v1/jobs", response_model=list[Job], responses=unauthorized, tags=["jobs"])
     def jobs(_role: Role = Depends(viewer)) -> list[Job]:  # noqa: B008
         """Every job the store knows, tombstones included."""
@@ -562,6 +575,9 @@ class DaemonView:
     def audit(self, *, job: str | None, action: str | None, after_seq: int, limit: int) -> list[AuditRecord]:
         trail = self._reconciler().audit
         return list(trail.records(job=job, action=action, after_seq=after_seq, limit=limit))
+
+    def metrics(self) -> bytes:
+        return self._daemon.metrics.render()
 
     def readiness(self) -> Readiness:
         daemon = self._daemon

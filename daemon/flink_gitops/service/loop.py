@@ -45,6 +45,7 @@ from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
 from flink_gitops.service.alerts import Alert, Alerter, conditions
+from flink_gitops.service.metrics import Metrics
 from flink_gitops.service.notify import Notifier
 from flink_gitops.settings import Settings
 from flink_gitops.source.errors import SignatureError
@@ -125,6 +126,8 @@ class Daemon:
         self.clock = clock
         self.notifier = notifier or Notifier(None)
         self.repo = repo
+        #: Prometheus metrics, updated after every cycle (``/metrics`` in the API).
+        self.metrics = Metrics()
         #: alerts after every cycle (None: logged only, see ``service.alerts``).
         self.alerter = alerter or Alerter([], clock)
         self._stop = threading.Event()
@@ -257,6 +260,7 @@ class Daemon:
         self.cycles += 1
         self.last_result = result
         self.last_cycle_at = self.clock.now()
+        self.metrics.observe_cycle(result, list(self.settings.clusters), self.last_cycle_at.timestamp())
         if self.cycles == 1:
             self.notifier.ready(f"reconciling {len(result.plan.reports)} jobs")
         self.notifier.status(result.summary()[:200])
