@@ -254,7 +254,7 @@ class Reconciler:
             clock,
             actor=actor,
             lead=self._lead,
-            epoch_of=lambda cluster: self.leases[cluster].epoch,
+            epoch_of=self._epoch,
             timeout_s=self.timeouts.savepoint_s,
         )
         #: Flink job id → why it failed (``observe.causes``; a terminal job's cause never changes).
@@ -487,7 +487,6 @@ class Reconciler:
                 self._track_checkpoints([r for r in track if r.cluster not in refused])
         if not dry_run and not result.aborted:
             self._clean_jars(the_plan, acted=bool(result.results))
-        if not dry_run and result.aborted is None:
             result.retention = self.retention.run(revision.desired, commit=revision.commit, only=only)
         result.duration_s = time.perf_counter() - t0
         logger.info(result.summary())
@@ -520,8 +519,12 @@ class Reconciler:
 
     # --- jars ----------------------------------------------------------------------------------
 
+    def _epoch(self, cluster: str) -> int:
+        """The epoch of the lease this instance holds for ``cluster`` (it fences that cluster's writes)."""
+        return self.leases[cluster].epoch
+
     def _new_registry(self) -> StoreJarRegistry:
-        return StoreJarRegistry(self.store, self.clients, lambda cluster: self.leases[cluster].epoch)
+        return StoreJarRegistry(self.store, self.clients, self._epoch)
 
     def _clean_jars(self, the_plan: Plan, *, acted: bool) -> None:
         """Delete the jars we uploaded that nothing references (``execute.jars_gc``); never fails."""
@@ -533,7 +536,7 @@ class Reconciler:
             self.audit,
             actor=self.actor,
             lead=self._lead,
-            epoch_of=lambda cluster: self.leases[cluster].epoch,
+            epoch_of=self._epoch,
         )
         try:
             done = collector.collect(skip=the_plan.unreachable)
@@ -613,7 +616,7 @@ class Reconciler:
             job = uow.jobs.next_generation(action.job, by=2)
             extra: dict[str, Any] = {}
             if action.kind is ActionKind.RECOVER or (action.kind is ActionKind.RUN and action.drift):
-                window = window_restarts(recorded_job(job, None), self.clock.now(), self.health())
+                window = window_restarts(job.restarts, self.clock.now(), self.health())
                 job = uow.jobs.update(action.job, JobUpdate(restarts=(*window, self.clock.now())))
                 if action.restore.source == "newest":
                     extra["candidates"] = self._candidates(job)

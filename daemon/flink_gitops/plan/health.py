@@ -25,7 +25,7 @@ Neighbours: ``plan.planner`` (calls :func:`assess`), ``plan.model`` (the data),
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
 from flink_gitops.observe.view import ObservedJob
@@ -70,10 +70,10 @@ def policy_of(want: DesiredJob, default: DriftPolicy) -> DriftPolicy:
     return want.spec.spec.drift or default
 
 
-def window_restarts(rec: RecordedJob, now: datetime, policy: HealthPolicy) -> list[datetime]:
-    """The recoveries inside the restart window, oldest first."""
+def window_restarts(restarts: Iterable[datetime], now: datetime, policy: HealthPolicy) -> list[datetime]:
+    """The recoveries (of ``RecordedJob.restarts``) inside the restart window, oldest first."""
     start = now - timedelta(seconds=policy.restart_window_s)
-    return [t for t in rec.restarts if t > start]
+    return [t for t in restarts if t > start]
 
 
 def next_recovery_at(restarts: list[datetime], policy: HealthPolicy) -> datetime | None:
@@ -117,7 +117,7 @@ def assess(
             f"{detail}; an unmanaged job named {live_name!r} runs on the cluster: not redeployed "
             "(that would run it twice)",
         )
-    restarts = window_restarts(rec, now, policy)
+    restarts = window_restarts(rec.restarts, now, policy)
     if len(restarts) >= policy.restart_budget:
         window = f"{policy.restart_window_s:g} s"
         return Action(

@@ -454,7 +454,7 @@ def _retry_batch(
         return failed
     if policy.restart_budget == 0:
         return failed
-    restarts = live_health.window_restarts(rec, ctx.now, policy)
+    restarts = live_health.window_restarts(rec.restarts, ctx.now, policy)
     if len(restarts) >= policy.restart_budget:
         return Action(
             ActionKind.GIVE_UP,
