@@ -75,6 +75,19 @@ def test_conditions_name_each_kind_once() -> None:
     assert [a.kind for a in signed] == ["FlinkGitOpsSignatureRefused"]
 
 
+def test_a_job_on_a_cluster_led_by_another_replica_is_not_this_replicas_failure() -> None:
+    why = "cluster 'eu' is led by r1:4638@4026531836"
+    r = result(
+        {"p": report("p", Status.PENDING, "deploy"), "q": report("q", Status.PENDING, "deploy")},
+        {
+            "p": ActionResult("p", ActionKind.DEPLOY, False, None, why),
+            "q": ActionResult("q", ActionKind.DEPLOY, False, None, "jar upload refused"),
+        },
+    )
+    r.led_elsewhere["p"] = why
+    assert [a.key for a in conditions(r)] == ["failed:q"]
+
+
 def test_an_alert_fires_once_while_it_lasts_and_resolves_when_it_ends() -> None:
     state = AlertState()
     clock = FakeClock()

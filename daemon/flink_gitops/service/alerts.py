@@ -71,6 +71,8 @@ def conditions(
                 )
             )
     for name, done in sorted(result.results.items()):
+        if name in result.led_elsewhere:
+            continue  # its cluster's leader acts on it and alerts; here it is only observed
         planned = result.plan.reports.get(name)
         labels = {"job": name, "cluster": (planned.cluster if planned else None) or ""}
         lifecycle = done.lifecycle.value if done.lifecycle is not None else None

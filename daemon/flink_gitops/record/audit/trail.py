@@ -19,18 +19,18 @@ advanced after each commit.
 
 Each record is signed by the key version's Ed25519 key (record.audit.sealing)
 and so is the head file after every append (record.audit.chain).
-On open the head file is checked against the store: missing (while records
-exist), corrupt, not signed by our key, ahead of the store, on another chain,
-or behind by more than the one in-flight record → :class:`HeadNotAccepted`,
-so the daemon does not append (fail closed) over evidence of tampering or of a
-restored backup, until an operator runs ``flink-gitops audit accept-head
---reason TEXT`` (:meth:`AuditTrail.accept_head`), which writes an
-``audit.accept_head`` record naming the gap and moves the head file to it.
-Several hosts appending to one PostgreSQL store must therefore share the head
-file (``audit.head_file`` on shared storage). On an empty store open writes
-the head file at seq 0, so a crash inside the very first append is the usual
-lag of one record, not a missing head file. A running trail re-reads the key versions every
-KEY_REFRESH_S, so ``keys rotate`` from the CLI takes effect in the daemon.
+On open the head file is checked against the store: missing (while records exist), corrupt, not
+signed by our key, ahead of the store, on another chain, or behind by more than the one in-
+flight record → :class:`HeadNotAccepted` (looked at again for up to HEAD_SETTLE_S first: a
+replica starting beside another that appends, or that is creating the first key, sees such a
+state for milliseconds), so the daemon does not append (fail closed) over evidence of tampering
+or of a restored backup, until an operator runs ``flink-gitops audit accept-head --reason
+TEXT`` (:meth:`AuditTrail.accept_head`), which writes an ``audit.accept_head`` record naming
+the gap and moves the head file to it. Several hosts appending to one PostgreSQL store must
+therefore share the head file (``audit.head_file`` on shared storage). On an empty store open
+writes the head file at seq 0, so a crash inside the very first append is the usual lag of one
+record, not a missing head file. A running trail re-reads the key versions every KEY_REFRESH_S,
+so ``keys rotate`` from the CLI takes effect in the daemon.
 Neighbours: record.audit.sealing (crypto),
 record.audit.chain (hash, head file), record.audit.verify, record.keys,
 record.store (the rows), cli.audit / cli.keys, the runtime scheduler (calls
@@ -74,6 +74,10 @@ ROTATE_ACTION = "keys.rotate"
 ACCEPT_HEAD_ACTION = "audit.accept_head"
 #: how often a running trail re-reads the key versions (picks up rotations by other processes), seconds.
 KEY_REFRESH_S = 60.0
+#: how long open looks again at a head file that does not fit before refusing, seconds: what
+#: another appender leaves between its commit and its head file write lasts milliseconds.
+HEAD_SETTLE_S = 2.0
+HEAD_SETTLE_STEP_S = 0.1
 
 
 class AuditStore(AuditReader, Protocol):
@@ -201,7 +205,15 @@ class AuditTrail:
         """
         existed = bool(store.audit_keys())
         trail = cls._load(store, source, head_file=head_file, clock=clock, actor=actor, age=max_key_age_days)
-        problem = head_mismatch(store, trail._head_file, TrustedKeys.from_ring(trail._keys), anchored=existed)
+        trusted = TrustedKeys.from_ring(trail._keys)
+        problem = head_mismatch(store, trail._head_file, trusted, anchored=existed)
+        waited = 0.0
+        while problem is not None and waited < HEAD_SETTLE_S:
+            # Another replica (or a CLI) may be between its commit and its head file write, or
+            # between creating the first key and the seq-0 head file: look again before refusing.
+            clock.sleep(HEAD_SETTLE_STEP_S)
+            waited += HEAD_SETTLE_STEP_S
+            problem = head_mismatch(store, trail._head_file, trusted, anchored=existed)
         if problem is not None:
             raise HeadNotAccepted(
                 f"audit head file {head_file}: {problem[1]}. Appending is refused until this is "
@@ -495,11 +507,13 @@ def head_mismatch(
 
     ``anchored``: the trail's keys existed before (so an empty store needs its seq-0 head file).
     """
-    db_seq, db_hash = store.audit_head()
+    # The head file first: appenders commit before they advance it, so read in this order a
+    # concurrent append can make it look behind (the in-flight lag), never ahead (truncation).
     try:
         head = head_file.read()
     except AuditIntegrityError as exc:
-        return db_seq + 1, str(exc)
+        return store.audit_head()[0] + 1, str(exc)
+    db_seq, db_hash = store.audit_head()
     if head is None:
         if db_seq > 0:
             return db_seq + 1, f"the head file is missing but the store holds {db_seq} records"
