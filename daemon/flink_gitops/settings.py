@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from flink_gitops import cron
 from flink_gitops.errors import ConfigError
 from flink_gitops.secrets import SecretRef
 
@@ -249,6 +251,45 @@ class AlertsConfig(_Section):
     backoff_s: float = Field(1.0, ge=0)
 
 
+#: the longest sync window, seconds (a year: longer reads as "always" and is a typo more likely).
+MAX_WINDOW_S = 366 * 86400
+_EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
+_JOB_GLOB = re.compile(r"^[a-z0-9*?\[\]!.-]{1,253}$")
+
+
+class SyncWindowConfig(_Section):
+    """One sync window (``plan.windows``): when the jobs it applies to may (allow) or may not (deny)
+    be acted on. Recovery of a failed job is never held."""
+
+    #: allow | deny. Required.
+    kind: Literal["allow", "deny"]
+    #: when the window opens: a 5-field cron expression, UTC (``flink_gitops.cron``). Required.
+    schedule: str
+    #: how long it stays open after each fire time, seconds, > 0 and at most a year. Required.
+    duration_s: float = Field(gt=0, le=MAX_WINDOW_S)
+    #: job names or fnmatch globs (``orders-*``) it applies to. Default none.
+    jobs: list[str] = Field(default_factory=list)
+    #: labels (metadata.labels) a job must all carry for it to apply. Default none. With neither
+    #: ``jobs`` nor ``labels`` it applies to every job; with both, to a job matching either.
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        try:
+            cron.parse(self.schedule)
+        except ValueError as exc:
+            raise ValueError(f"schedule {self.schedule[:80]!r} is not a cron expression: {exc}") from exc
+        if cron.parse(self.schedule).next_after(_EPOCH_2000) is None:
+            raise ValueError(f"schedule {self.schedule[:80]!r} never fires")
+        for pattern in self.jobs:
+            if not _JOB_GLOB.match(pattern):
+                raise ValueError(
+                    f"jobs: {pattern[:80]!r} is not a job name or glob (lowercase letters, digits, "
+                    "'-', '.', and * ? [ ])"
+                )
+        return self
+
+
 class SyncConfig(_Section):
     """How the reconciler acts (DESIGN.md "Drift" and "Upgrade")."""
 
@@ -285,6 +326,10 @@ class SyncConfig(_Section):
     #: once for all missed fire times, only while its fire time is at most this long ago;
     #: older ones are skipped and reported. Keep it above git.poll_interval_s. Seconds, default 600.
     missed_run_grace_s: float = Field(600.0, ge=0)
+    #: sync windows (``SyncWindowConfig``): deny windows hold the non-urgent actions of their jobs
+    #: while open; a job that an allow window applies to is acted on only while one is open.
+    #: Default none (always allowed).
+    windows: list[SyncWindowConfig] = Field(default_factory=list, max_length=100)
 
 
 class ArtifactDownload(_Section):

@@ -170,7 +170,7 @@ def test_rows_written_by_0001_carry_over(
     _write_v1(v1_engine)
     v1_engine.dispose()
     with store_target.open(clock) as store:
-        assert store.schema_revision() == head_revision() == "0005"
+        assert store.schema_revision() == head_revision() == "0006"
         assert store.schema_differences() == []
         orders, payments = store.jobs.all()
         assert orders.name == "orders"
@@ -292,7 +292,7 @@ def test_a_fresh_store_is_at_head_and_cannot_be_downgraded(store: Store) -> None
 
     from flink_gitops.record.store.engine import _alembic_config
 
-    assert store.schema_revision() == head_revision() == "0005"
+    assert store.schema_revision() == head_revision() == "0006"
     cfg = _alembic_config()
 
     # the test drives Alembic on the store's own engine, in one transaction as migrate() does
@@ -303,4 +303,4 @@ def test_a_fresh_store_is_at_head_and_cannot_be_downgraded(store: Store) -> None
 
     with pytest.raises(MigrationRefused, match="backup"):
         downgrade()
-    assert store.schema_revision() == "0005"  # refused as a whole: nothing was dropped
+    assert store.schema_revision() == "0006"  # refused as a whole: nothing was dropped

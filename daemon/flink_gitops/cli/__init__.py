@@ -61,6 +61,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "savepoint": ("sync", "savepoint"),
     "history": ("sync", "history"),
     "restart": ("restart", "restart"),
+    "pause": ("pause", "pause"),
+    "resume": ("pause", "resume"),
     "savepoints": ("savepoints", "savepoints"),
     "run": ("run", "run"),
 }

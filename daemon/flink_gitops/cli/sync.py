@@ -32,9 +32,11 @@ from rich.table import Table
 from flink_gitops.cli import settings_from
 from flink_gitops.clock import SystemClock
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
+from flink_gitops.execute.pauses import as_pause
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.plan.model import Plan
 from flink_gitops.plan.schedule import next_run
+from flink_gitops.plan.windows import HoldCheck, Holds, SyncWindow
 from flink_gitops.record.audit import AuditTrail, cli_actor
 from flink_gitops.record.store import JobRecord, Store, open_store
 from flink_gitops.settings import Settings
@@ -231,6 +233,26 @@ def _batch_fields(job: JobRecord, settings: Settings, now: datetime) -> dict[str
     return out
 
 
+def _holds(settings: Settings, store: Store, now: datetime) -> HoldCheck:
+    """The pauses in the store and the sync windows of the config, as the planner sees them now."""
+    windows = tuple(
+        SyncWindow(w.kind, w.schedule, w.duration_s, tuple(w.jobs), tuple(sorted(w.labels.items())))
+        for w in settings.sync.windows
+    )
+    return Holds(windows, tuple(as_pause(p) for p in store.pauses.all())).at(now)
+
+
+def _hold_fields(job: JobRecord, holds: HoldCheck) -> dict[str, Any]:
+    """Whether a pause or a sync window holds the job's non-urgent actions now (``plan.windows``)."""
+    if job.deleted:
+        return {"hold": None}
+    spec = job.last_reconciled.spec.get("spec", {}) if job.last_reconciled else {}
+    meta = spec.get("metadata", {}) if isinstance(spec, dict) else {}
+    labels = meta.get("labels", {}) if isinstance(meta, dict) else {}
+    found = holds.of(job.name, lambda: labels if isinstance(labels, dict) else {})
+    return {"hold": {"status": found[0].value, "reason": found[1]} if found else None}
+
+
 def _next_run_cell(d: dict[str, Any]) -> str:
     if d["nextRunAt"] is None:
         return "-" if d["mode"] != "batch" or d["schedule"] is None else "never"
@@ -253,6 +275,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         rows = [j for j in store.jobs.all() if job is None or j.name == job]
         if job is not None and not rows:
             raise Refused(f"no job named {quote(job)} is recorded")
+        holds = _holds(settings, store, now)
         data: list[dict[str, Any]] = [
             {
                 "job": j.name,
@@ -286,6 +309,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                 },
             }
             | _batch_fields(j, settings, now)
+            | _hold_fields(j, holds)
             for j in rows
         ]
     if output == "json":
@@ -296,6 +320,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
         "job",
         "cluster",
         "lifecycle",
+        "hold",
         "flink job",
         "health",
         "savepoint",
@@ -314,6 +339,7 @@ def status(ctx: click.Context, job: str | None, output: str) -> None:
                     d["job"],
                     d["cluster"],
                     d["lifecycle"] + (" (op open)" if d["openOperation"] else ""),
+                    (d["hold"]["reason"][:160] if d["hold"] else "-"),
                     d["flinkJobId"] or "-",
                     _health_cell(drift, since, restarts),
                     d["savepoint"] or "-",

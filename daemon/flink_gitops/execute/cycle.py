@@ -9,7 +9,10 @@ job ids come from reserved generations of the job's uid), resumes operations
 a crash left open before anything else, and turns errors into backoff by
 type (temporary: retried later, the operation kept open where it can be
 resumed; permanent: the spec hash is marked failed and not retried until it
-changes). After the actions, one call runs savepoint retention (``execute.retention``).
+changes). Pauses (read from the store every cycle) and ``sync.windows`` go to the planner, which
+holds the non-urgent actions of paused and out-of-window jobs (``plan.windows``); a pause that
+comes in while a cycle runs stops that job's planned action too. After the actions, one call
+runs savepoint retention (``execute.retention``).
 Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
 ``plan.planner``, ``execute.procedures`` and ``execute.journal``,
 ``record.store`` and ``record.audit``, ``cli.sync``.
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from loguru import logger
@@ -35,6 +39,7 @@ from flink_gitops.execute.jar_registry import JarCluster, StoreJarRegistry
 from flink_gitops.execute.jars_gc import JarCollector
 from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
 from flink_gitops.execute.operation import Operation
+from flink_gitops.execute.pauses import as_pause
 from flink_gitops.execute.ports import FlinkPort
 from flink_gitops.execute.procedures import Procedures, RunSpec, Timeouts
 from flink_gitops.execute.retention import DisposalPort, Retention, RetentionResult
@@ -46,8 +51,10 @@ from flink_gitops.observe.view import ClusterView
 from flink_gitops.plan.health import window_restarts
 from flink_gitops.plan.model import Action, ActionKind, HealthPolicy, Plan, RecordedJob, Status
 from flink_gitops.plan.planner import plan
+from flink_gitops.plan.windows import Holds, SyncWindow, urgent
 from flink_gitops.record.audit import AuditError, AuditEvent, AuditOutcomeMissing, AuditTrail
 from flink_gitops.record.store import (
+    GLOBAL_PAUSE,
     KEEP,
     JobRecord,
     JobUpdate,
@@ -259,6 +266,12 @@ class Reconciler:
         )
         #: Flink job id → why it failed (``observe.causes``; a terminal job's cause never changes).
         self._causes: dict[str, str] = {}
+        #: sync.windows as the planner takes them; job globs that matched nothing (warned once).
+        self.windows = tuple(
+            SyncWindow(w.kind, w.schedule, w.duration_s, tuple(w.jobs), tuple(sorted(w.labels.items())))
+            for w in settings.sync.windows
+        )
+        self._unmatched: set[str] = set()
         #: cluster → max_total_parallelism, for the clusters that have a cap.
         self.caps = {
             n: c.max_total_parallelism
@@ -406,6 +419,17 @@ class Reconciler:
             backoff_max_s=sync.backoff_max_s,
         )
 
+    def holds(self, names: set[str]) -> Holds:
+        """The pauses (read from the store every cycle: replicas share them) and sync windows.
+        A window's job glob that matches none of ``names`` is warned about once (a typo holds
+        nothing)."""
+        for w in self.windows:
+            for pattern in w.jobs:
+                if pattern not in self._unmatched and not any(fnmatchcase(n, pattern) for n in names):
+                    self._unmatched.add(pattern)
+                    logger.warning("sync window {}: jobs entry {!r} matches no job", w.describe(), pattern)
+        return Holds(self.windows, tuple(as_pause(p) for p in self.store.pauses.all()))
+
     def plan(self, revision: Revision, *, only: list[str] | None = None) -> Plan:
         return self._plan(revision, only)[0]
 
@@ -428,6 +452,7 @@ class Reconciler:
             health=self.health(),
             caps=self.caps,
             missed_run_grace_s=self.settings.sync.missed_run_grace_s,
+            holds=self.holds(set(desired.jobs) | set(recorded)),
         )
         return the_plan, observed, recorded
 
@@ -471,6 +496,12 @@ class Reconciler:
                     )
                     result.led_elsewhere[action.job] = blocked[0]
                     continue
+                paused = None if urgent(action) else self._paused_since_plan(action.job)
+                if paused is not None:  # paused while this cycle ran: the action waits
+                    result.results[action.job] = ActionResult(
+                        action.job, action.kind, False, None, paused, retry=True
+                    )
+                    continue
                 try:
                     result.results[action.job] = self._act(action, revision, progress)
                 except AuditError as exc:
@@ -501,6 +532,12 @@ class Reconciler:
             detail=result.aborted,
         )
         return result
+
+    def _paused_since_plan(self, job: str) -> str | None:
+        """Why ``job`` is paused now, when a pause came in after the plan (a long cycle)."""
+        found = {p.scope: p for p in self.store.pauses.all()}
+        pause = found.get(job) or found.get(GLOBAL_PAUSE)
+        return f"not taken: {as_pause(pause).describe()}" if pause is not None else None
 
     # --- one action ----------------------------------------------------------------------------
 

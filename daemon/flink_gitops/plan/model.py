@@ -281,6 +281,10 @@ class Status(enum.StrEnum):
     DRIFT = "drift"
     #: the change cannot be carried out as asked (e.g. a redeploy nonce without a savepoint path).
     REFUSED = "refused"
+    #: paused (``flink-gitops pause``): its non-urgent action is held; still observed.
+    PAUSED = "paused"
+    #: outside its sync windows (a deny window is active, or no allow window is): its action waits.
+    HELD = "held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +297,8 @@ class JobReport:
     drift: DriftKind | None = None
     #: since when that drift is seen.
     drift_since: datetime | None = None
+    #: why its non-urgent actions are held now (a pause or a sync window), whatever its status.
+    hold: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ the order they are checked for each job (first match wins):
    a finished run is in sync;
 9. in sync, and a periodic savepoint is due (``plan.savepoints``) → SAVEPOINT, origin periodic.
 
+Then ``plan.windows`` holds the non-urgent action of a paused job or of one outside its sync
+windows (PAUSED / HELD, no action; recovery of a failure, give-up and the resume of an open
+operation go ahead); its drift is still reported and recorded.
+
 Last, ``plan.resources`` holds back the starts that do not fit their cluster's free
 slots or parallelism cap (WAITING, or REFUSED above the cap).
 
@@ -59,6 +63,7 @@ from flink_gitops.plan.model import (
 )
 from flink_gitops.plan.resources import fit
 from flink_gitops.plan.savepoints import periodic_savepoint
+from flink_gitops.plan.windows import HoldCheck, Holds, urgent
 from flink_gitops.specs.changes import ChangeSet, classify
 from flink_gitops.specs.loader import DesiredJob, DesiredState, InvalidJob
 from flink_gitops.specs.model import Change
@@ -82,10 +87,12 @@ def plan(
     health: HealthPolicy = _DEFAULT_HEALTH,
     caps: Mapping[str, int] | None = None,
     missed_run_grace_s: float = 600.0,
+    holds: Holds | None = None,
 ) -> Plan:
     """Decide what to do for every job (or only the named ones); see the module docstring.
 
-    ``caps``: cluster → max_total_parallelism; ``missed_run_grace_s``: see ``plan.schedule``.
+    ``caps``: cluster → max_total_parallelism; ``missed_run_grace_s``: see ``plan.schedule``;
+    ``holds``: the pauses and sync windows (``plan.windows``).
     """
     names = set(desired.jobs) | set(recorded)
     if only is not None:
@@ -93,15 +100,30 @@ def plan(
     pruning = _prune_policy(desired, recorded, prune, max_prune_fraction)
     unmanaged = _unmanaged(observed, recorded.values())
     ctx = _Live(now, health, _names_by_cluster(unmanaged), missed_run_grace_s)
+    check = holds.at(now) if holds is not None else None
+    if check is not None and check.idle:
+        check = None
     actions: list[Action] = []
     reports: dict[str, JobReport] = {}
     for name in sorted(names):
         rec = recorded.get(name)
         may_prune = rec is not None and desired.may_prune(name, rec.file)
-        result = _plan_job(
-            name, desired.jobs.get(name), rec, observed, now, pruning if may_prune else "kept", ctx
-        )
+        want = desired.jobs.get(name)
+        result = _plan_job(name, want, rec, observed, now, pruning if may_prune else "kept", ctx)
+        hold = _hold_of(check, name, want, rec)
         if isinstance(result, Action):
+            if hold is not None and not urgent(result):
+                status, why = hold
+                reports[name] = JobReport(
+                    name,
+                    result.cluster,
+                    status,
+                    f"{why}; waiting: {result.kind.value} ({result.reason})",
+                    drift=result.drift,
+                    drift_since=_since(rec, result.drift, now),
+                    hold=why,
+                )
+                continue
             actions.append(result)
             reports[name] = JobReport(
                 name,
@@ -110,12 +132,32 @@ def plan(
                 result.reason,
                 drift=result.drift,
                 drift_since=_since(rec, result.drift, now),
+                hold=hold[1] if hold is not None else None,
             )
+        elif hold is not None:
+            reports[name] = dataclasses.replace(result, reason=f"{result.reason} ({hold[1]})", hold=hold[1])
         else:
             reports[name] = result
     actions = fit(actions, reports, observed, recorded, desired.valid_jobs(), caps or {})
     unreachable = {c: v.error or "unreachable" for c, v in sorted(observed.items()) if not v.reachable}
     return Plan(tuple(actions), reports, unmanaged, unreachable, _drift_changes(reports, recorded, actions))
+
+
+def _hold_of(
+    check: HoldCheck | None, name: str, want: DesiredJob | InvalidJob | None, rec: RecordedJob | None
+) -> tuple[Status, str] | None:
+    """Whether a pause or sync window holds ``name`` now; its labels are read only if a window asks."""
+    if check is None:
+        return None
+
+    def labels() -> Mapping[str, str]:
+        if isinstance(want, DesiredJob):
+            return want.spec.metadata.labels
+        if rec is not None and rec.reconciled is not None:
+            return rec.reconciled.spec.metadata.labels  # gone from Git: as last deployed
+        return {}
+
+    return check.of(name, labels)
 
 
 class _Live:

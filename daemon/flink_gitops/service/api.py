@@ -1,4 +1,4 @@
-"""The HTTP API of ``flink-gitops run``: health, job status, sync, audit query and Git webhooks.
+"""The HTTP API of ``flink-gitops run``: health, job status, sync, pause, savepoint, audit, webhooks.
 
 FastAPI routes and pydantic response models (OpenAPI at ``/openapi.json``) over
 a read model of the daemon (the store, the audit trail, the last cycle) and a
@@ -13,7 +13,14 @@ POSTs. No or unknown token → 401, a viewer on an operator route → 403, on ev
 route but /healthz, /readyz and the webhooks, which are checked by their
 HMAC signature (or GitLab's token) against ``http.webhook_secret``: a wrong
 or missing one is 401 and nothing is triggered. Bodies over
-``http.max_body_bytes`` are 413 before they are read whole. Tokens, secrets
+``http.max_body_bytes`` are 413 before they are read whole.
+
+Control (operator): pause and resume one job or every job (``execute.pauses``: audited first,
+idempotent), and a savepoint of one job, which is queued and taken at the start of the daemon's
+next cycle, under its cycle lock and the cluster's lease (never beside a cycle's own action
+on that job): 202 with what was queued. Non-leaders serve the API read-only: a mutating route
+for a job whose cluster this replica does not lead (or, for every job, a replica that leads no
+cluster) is 409 naming the leader. /readyz shows which clusters this replica leads. Tokens, secrets
 and signatures are never logged or echoed. Neighbours: ``service.loop`` (the
 daemon it serves), ``record.store`` / ``record.audit`` (what it reads),
 ``cli.run`` (wires them).
@@ -28,7 +35,7 @@ import re
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -37,10 +44,12 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from flink_gitops.errors import ConfigError, FlinkGitOpsError, TemporaryError
-from flink_gitops.record.audit.event import AuditRecord, format_time
+from flink_gitops.execute import pauses
+from flink_gitops.execute.pauses import PauseOutcome
+from flink_gitops.record.audit.event import AuditRecord, api_actor, format_time
 from flink_gitops.record.store.records import JobRecord, SavepointRecord
 from flink_gitops.secrets import Secret, SecretRef, read_secret
 from flink_gitops.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -165,6 +174,22 @@ class ReadModel(Protocol):
     def metrics(self) -> bytes: ...
 
 
+class Control(Protocol):
+    """What the mutating routes call (``DaemonView`` is the daemon's)."""
+
+    def refusal(self, job: str | None) -> str | None:
+        """Why this replica may not change ``job`` (None: every job), naming the leader; None: it may."""
+        ...
+
+    def pause(self, job: str | None, reason: str, actor: str) -> PauseOutcome: ...
+
+    def resume(self, job: str | None, actor: str) -> PauseOutcome: ...
+
+    def queue_savepoint(self, job: str) -> bool:
+        """Queue a savepoint of ``job`` for the next cycle; False when one is queued already."""
+        ...
+
+
 @dataclass(frozen=True)
 class Readiness:
     ready: bool
@@ -172,6 +197,8 @@ class Readiness:
     last_cycle_at: datetime | None
     last_cycle_age_s: float | None
     cycles: int
+    #: cluster → whether this replica leads it now.
+    leadership: Mapping[str, bool] = field(default_factory=dict)
 
 
 # --- response models -------------------------------------------------------------------------------
@@ -187,6 +214,8 @@ class Ready(BaseModel):
     last_cycle_at: str | None
     last_cycle_age_s: float | None
     cycles: int
+    #: cluster → whether this replica leads it (a standby is ready, and serves reads).
+    leadership: dict[str, bool] = Field(default_factory=dict)
 
 
 class Drift(BaseModel):
@@ -225,6 +254,30 @@ class JobDetail(Job):
 class SyncAccepted(BaseModel):
     triggered: bool
     scope: str
+
+
+class PauseRequest(BaseModel):
+    #: why (shown by status, recorded in the audit trail); cut to 1000 characters.
+    reason: str = ""
+
+
+class PauseState(BaseModel):
+    #: the job, or "*" for every job.
+    scope: str
+    paused: bool
+    #: False: nothing changed (paused already, or was not paused).
+    changed: bool
+    paused_by: str | None
+    paused_at: str | None
+    reason: str | None
+    detail: str
+
+
+class SavepointQueued(BaseModel):
+    job: str
+    #: False: a savepoint of this job was queued already (one is taken).
+    queued: bool
+    detail: str
 
 
 class AuditEntry(BaseModel):
@@ -352,8 +405,10 @@ def create_app(
     tokens: TokenBook,
     webhook_secret: Secret | None,
     max_body_bytes: int = 1_048_576,
+    control: Control | None = None,
 ) -> FastAPI:
-    """The API over ``read``; ``trigger(why)`` asks for a cycle now."""
+    """The API over ``read``; ``trigger(why)`` asks for a cycle now; ``control`` serves the pause,
+    resume and savepoint routes (None: they answer 503)."""
     app = FastAPI(
         title="flink-gitops",
         version="1",
@@ -402,6 +457,7 @@ def create_app(
             last_cycle_age_s=state.last_cycle_age_s,
             cycles=state.cycles,
         )
+        body.leadership = dict(state.leadership)
         return JSONResponse(body.model_dump(), status_code=200 if state.ready else 503)
 
     @app.get(
@@ -448,6 +504,94 @@ def create_app(
             raise HTTPException(404, "no such job")
         trigger(f"api sync {job}" if job else "api sync")
         return SyncAccepted(triggered=True, scope=job or "all")
+
+    def controlled(job: str | None) -> Control:
+        """The control for a change of ``job`` (None: every job): 404 unknown, 409 led elsewhere."""
+        if job is not None and read.job(job) is None:
+            raise HTTPException(404, "no such job")
+        if control is None:
+            raise HTTPException(503, "this server does not take changes")
+        refused = control.refusal(job)
+        if refused is not None:
+            raise HTTPException(409, f"read-only here: {refused}")
+        return control
+
+    def pause_state(scope: str, outcome: PauseOutcome, verb: str, job: str | None) -> PauseState:
+        p = outcome.pause
+        return PauseState(
+            scope=scope,
+            paused=(verb == "pause"),
+            changed=outcome.changed,
+            paused_by=p.paused_by if p else None,
+            paused_at=_time(p.paused_at) if p else None,
+            reason=p.reason if p else None,
+            detail=outcome.describe(verb, job),
+        )
+
+    changes: dict[int | str, dict[str, Any]] = {
+        **unauthorized,
+        404: {"model": Problem},
+        409: {"model": Problem},
+        503: {"model": Problem},
+    }
+
+    def do_pause(job: str | None, body: PauseRequest | None, found: Role) -> PauseState:
+        ctl = controlled(job)
+        try:
+            outcome = ctl.pause(job, body.reason if body else "", api_actor(found.name.lower()))
+        except pauses.UnknownJobError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return pause_state(job or "*", outcome, "pause", job)
+
+    def do_resume(job: str | None, found: Role) -> PauseState:
+        ctl = controlled(job)
+        try:
+            outcome = ctl.resume(job, api_actor(found.name.lower()))
+        except pauses.UnknownJobError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return pause_state(job or "*", outcome, "resume", job)
+
+    @app.post("/api/v1/jobs/{name}/pause", response_model=PauseState, responses=changes, tags=["control"])
+    def pause_job(
+        name: JobName,
+        body: PauseRequest | None = None,
+        found: Role = Depends(operator),  # noqa: B008
+    ) -> PauseState:
+        """Stop acting on one job (audited; idempotent); it is still observed and alerted on."""
+        return do_pause(name, body, found)
+
+    @app.post("/api/v1/jobs/{name}/resume", response_model=PauseState, responses=changes, tags=["control"])
+    def resume_job(name: JobName, found: Role = Depends(operator)) -> PauseState:  # noqa: B008
+        """Lift one job's pause (audited; idempotent)."""
+        return do_resume(name, found)
+
+    @app.post("/api/v1/pause", response_model=PauseState, responses=changes, tags=["control"])
+    def pause_all(body: PauseRequest | None = None, found: Role = Depends(operator)) -> PauseState:  # noqa: B008
+        """Stop acting on every job (audited; idempotent); observing and alerting go on."""
+        return do_pause(None, body, found)
+
+    @app.post("/api/v1/resume", response_model=PauseState, responses=changes, tags=["control"])
+    def resume_all(found: Role = Depends(operator)) -> PauseState:  # noqa: B008
+        """Lift the pause of every job (per-job pauses stay)."""
+        return do_resume(None, found)
+
+    @app.post(
+        "/api/v1/jobs/{name}/savepoint",
+        response_model=SavepointQueued,
+        status_code=202,
+        responses=changes,
+        tags=["control"],
+    )
+    def savepoint(name: JobName, _role: Role = Depends(operator)) -> SavepointQueued:  # noqa: B008
+        """Queue a savepoint of a running job: taken at the start of the next cycle (202)."""
+        rec = read.job(name)
+        if rec is not None and (not rec.state.runs_a_job or rec.flink_job_id is None):
+            raise HTTPException(409, f"job {name} is {rec.state.value}: no running Flink job")
+        ctl = controlled(name)
+        queued = ctl.queue_savepoint(name)
+        trigger(f"api savepoint {name}")
+        detail = "queued: taken at the start of the next cycle" if queued else "queued already"
+        return SavepointQueued(job=name, queued=queued, detail=detail)
 
     @app.get("/api/v1/audit", response_model=list[AuditEntry], responses=unauthorized, tags=["audit"])
     def audit(
@@ -579,13 +723,42 @@ class DaemonView:
     def metrics(self) -> bytes:
         return self._daemon.metrics.render()
 
+    def refusal(self, job: str | None) -> str | None:
+        rec = self._reconciler()
+        if job is None:
+            if rec.leases:
+                return None
+            led = "; ".join(sorted(rec.observing.values())) or "no cluster is led yet"
+            return f"this replica leads no cluster ({led})"
+        record = rec.store.jobs.get(job)
+        if record is None:
+            return None  # the route answers 404
+        if record.cluster in rec.leases:
+            return None
+        why = rec.observing.get(record.cluster) or f"this replica does not lead cluster {record.cluster!r}"
+        return f"job {job} is on cluster {record.cluster!r}: {why}"
+
+    def pause(self, job: str | None, reason: str, actor: str) -> PauseOutcome:
+        rec = self._reconciler()
+        return pauses.pause(rec.store, rec.audit, job, reason, actor=f"{actor}@{rec.instance}")
+
+    def resume(self, job: str | None, actor: str) -> PauseOutcome:
+        rec = self._reconciler()
+        return pauses.resume(rec.store, rec.audit, job, actor=f"{actor}@{rec.instance}")
+
+    def queue_savepoint(self, job: str) -> bool:
+        return self._daemon.queue_savepoint(job)
+
     def readiness(self) -> Readiness:
         daemon = self._daemon
         at = daemon.last_cycle_at
         age = None if at is None else max(0.0, (daemon.clock.now() - at).total_seconds())
 
+        rec = daemon.reconciler
+        leadership = rec.leadership() if rec is not None else {}
+
         def answer(ready: bool, reason: str) -> Readiness:
-            return Readiness(ready, reason, at, age, daemon.cycles)
+            return Readiness(ready, reason, at, age, daemon.cycles, leadership)
 
         try:
             self._reconciler().store.audit_head()
@@ -609,11 +782,13 @@ def serve(daemon: Daemon) -> ApiServer:
         logger.warning("http.tokens is not set or empty: every /api/v1 request is refused (401)")
     if secret is None:
         logger.warning("http.webhook_secret is not set: every webhook is refused (401)")
+    view = DaemonView(daemon)
     app = create_app(
-        DaemonView(daemon),
+        view,
         daemon.trigger,
         tokens=tokens,
         webhook_secret=secret,
         max_body_bytes=http.max_body_bytes,
+        control=view,
     )
     return ApiServer(app, http)

@@ -10,7 +10,8 @@ one reconcile cycle, which logs its one summary line. Before each cycle, and
 every ``store.lease_ttl_s / 3`` between cycles, the replica keeps the leases of
 the clusters it leads and takes free ones (``Reconciler.lead_all``, within
 ``store.max_clusters_per_instance``); a cluster led by another replica is only
-observed, never acted on. A clean stop releases the leases at once.
+observed, never acted on. A clean stop releases the leases at once. Savepoints the API asks
+for are queued and taken at the start of the next tick, under the same lock as the cycle.
 
 The main thread only waits: on SIGTERM it sends STOPPING, tells the reconciler
 to stop (the action in flight parks at its last recorded step, and is resumed
@@ -149,6 +150,9 @@ class Daemon:
         self._scheduler: BackgroundScheduler | None = None
         self._bugs = 0
         self.exit_code = 0
+        #: savepoints the API asked for, taken at the start of the next cycle (under ``_lock``).
+        self._savepoints: dict[str, None] = {}
+        self._queue_lock = threading.Lock()
 
     @property
     def reconciler(self) -> Reconciler | None:
@@ -249,6 +253,7 @@ class Daemon:
                 logger.error("{}: {}", problem.where(), problem.message)
             self._last = (commit, desired)
         self._reconciler.lead_all()  # keep our clusters, take free ones; the rest are only observed
+        self._take_queued_savepoints(self._reconciler)
         result = self._reconciler.cycle(Revision(desired, commit, signer), tree=tree)
         self.alerter.observe(
             conditions(
@@ -265,6 +270,33 @@ class Daemon:
             self.notifier.ready(f"reconciling {len(result.plan.reports)} jobs")
         self.notifier.status(result.summary()[:200])
         return result
+
+    def queue_savepoint(self, job: str) -> bool:
+        """A savepoint of ``job`` at the start of the next cycle (the API's; it never races a
+        cycle's own action); False when one is queued already."""
+        with self._queue_lock:
+            if job in self._savepoints:
+                return False
+            self._savepoints[job] = None
+            return True
+
+    def _take_queued_savepoints(self, reconciler: Reconciler) -> None:
+        """Take the queued savepoints, each audited and fenced as ``flink-gitops savepoint JOB``."""
+        with self._queue_lock:
+            jobs, self._savepoints = list(self._savepoints), {}
+        open_ops = reconciler.store.operations.open_by_job() if jobs else {}
+        for job in jobs:
+            if self._stop.is_set():
+                return
+            if job in open_ops:
+                logger.error("job {}: the API's savepoint was not taken: an operation is open", job)
+                continue
+            try:
+                path = reconciler.manual_savepoint(job)
+            except FlinkGitOpsError as exc:
+                logger.error("job {}: the savepoint asked for by the API was not taken: {}", job, exc)
+                continue
+            logger.info("job {}: savepoint asked for by the API: {}", job, path)
 
     def _still_active(self) -> list[Alert]:
         """Without a cycle, nothing is known to have ended: the job and cluster alerts stay."""

@@ -16,14 +16,15 @@ their types (edited behind the store's back) is read as an
 
 API: one :class:`Store` per process, with an attribute per aggregate
 (``store.jobs``, ``store.snapshots``, ``store.operations``, ``store.cycles``,
-``store.leases``, ``store.artifacts``), ``store.unit(epoch=..., lease=...)`` for writes that land
-together, and the audit methods flat on the Store. Every write that acts on
+``store.leases``, ``store.artifacts``, ``store.pauses``), ``store.unit(epoch=..., lease=...)``
+for writes that land together, and the audit methods flat on the Store. Every write that acts on
 jobs is fenced by a named lease's epoch (keyword ``epoch``, and ``lease``,
 default ``"leader"``).
 
 Modules: :mod:`.store` (the Store facade and the audit rows), :mod:`.base`
 (transactions, fence), :mod:`.jobs`, :mod:`.snapshots`, :mod:`.operations`,
-:mod:`.cycles`, :mod:`.leases`, :mod:`.artifacts`, :mod:`.unit` (the aggregates),
+:mod:`.cycles`, :mod:`.leases`, :mod:`.artifacts`, :mod:`.pauses`, :mod:`.unit` (the
+aggregates),
 :mod:`.engine` (URLs, connections, migrations), :mod:`.tables` (schema),
 :mod:`.records` (returned values), :mod:`.errors`. Neighbours: the audit
 trail, the reconciler, the CLI.
@@ -54,6 +55,7 @@ from flink_gitops.record.store.errors import (
 )
 from flink_gitops.record.store.records import (
     DEFAULT_LEASE,
+    GLOBAL_PAUSE,
     KEEP,
     ZERO_HASH,
     ArtifactRecord,
@@ -69,6 +71,7 @@ from flink_gitops.record.store.records import (
     OperationRecord,
     OperationState,
     OperationStep,
+    PauseRecord,
     SavepointRecord,
     SnapshotKind,
     SnapshotOrigin,
@@ -105,6 +108,7 @@ def open_store(settings: Settings, *, clock: Clock | None = None) -> Store:
 
 __all__ = [
     "DEFAULT_LEASE",
+    "GLOBAL_PAUSE",
     "KEEP",
     "ZERO_HASH",
     "ArtifactRecord",
@@ -129,6 +133,7 @@ __all__ = [
     "OperationRecord",
     "OperationState",
     "OperationStep",
+    "PauseRecord",
     "SavepointRecord",
     "SchemaTooNew",
     "SnapshotKind",

@@ -303,6 +303,26 @@ class CycleRecord:
     detail: str | None
 
 
+#: the scope of a global pause (every job); a job's pause has the job's name as its scope.
+GLOBAL_PAUSE: Final = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecord:
+    """One pause: of one job (``scope`` is its name) or of every job (``scope`` is ``*``)."""
+
+    scope: str
+    reason: str
+    #: the audit actor who paused it (``cli:<user>``, ``api:<role>@<instance>``).
+    paused_by: str
+    paused_at: datetime
+
+    @property
+    def job(self) -> str | None:
+        """The paused job; None for a global pause."""
+        return None if self.scope == GLOBAL_PAUSE else self.scope
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """A named lease as held: its epoch increments on every acquisition of a free (expired or

@@ -3,7 +3,8 @@
 Each aggregate is an attribute with its own module, reads and fenced writes:
 ``store.jobs`` (:mod:`.jobs`), ``store.snapshots`` (:mod:`.snapshots`),
 ``store.operations`` (:mod:`.operations`), ``store.cycles`` (:mod:`.cycles`),
-``store.leases`` (:mod:`.leases`), ``store.artifacts`` (:mod:`.artifacts`);
+``store.leases`` (:mod:`.leases`), ``store.artifacts`` (:mod:`.artifacts`),
+``store.pauses`` (:mod:`.pauses`);
 writes that must land together go through
 one unit of work, ``with store.unit(epoch=..., lease=...) as uow`` (:mod:`.unit`),
 fenced once. Fencing and transactions are in :mod:`.base`. The audit rows and
@@ -54,6 +55,7 @@ from flink_gitops.record.store.errors import (
 from flink_gitops.record.store.jobs import Jobs
 from flink_gitops.record.store.leases import Leases
 from flink_gitops.record.store.operations import Operations
+from flink_gitops.record.store.pauses import Pauses
 from flink_gitops.record.store.records import (
     DEFAULT_LEASE,
     ZERO_HASH,
@@ -220,6 +222,7 @@ class Store:
         self.cycles = Cycles(self._db)
         self.leases = Leases(self._db)
         self.artifacts = Artifacts(self._db)
+        self.pauses = Pauses(self._db)
         self._audit_sql = _AuditStatements()
 
     @classmethod

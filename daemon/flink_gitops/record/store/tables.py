@@ -129,6 +129,17 @@ artifacts = sa.Table(
     sa.PrimaryKeyConstraint("cluster", "digest", name="pk_artifacts"),
 )
 
+# One row per paused scope (a job's name, or "*": every job); no row: not paused (0006).
+pauses = sa.Table(
+    "pauses",
+    metadata,
+    sa.Column("scope", sa.String(253), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("paused_by", sa.String(253), nullable=False),
+    sa.Column("paused_at", UtcDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("scope", name="pk_pauses"),
+)
+
 savepoints = sa.Table(
     "savepoints",
     metadata,
