@@ -20,10 +20,12 @@ import httpx
 import pytest
 
 from flink_gitops.errors import ConfigError
+from flink_gitops.execute.pauses import PauseOutcome
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.record.audit.event import AuditEvent, AuditRecord
 from flink_gitops.record.store.records import (
     JobRecord,
+    PauseRecord,
     SavepointRecord,
     SnapshotKind,
     SnapshotOrigin,
@@ -123,10 +125,40 @@ class FakeReadModel:
 
 
 @dataclass
+class FakeControl:
+    """Our boundary for the mutating routes (``DaemonView`` is tested on a real store elsewhere)."""
+
+    refused: str | None = None
+    paused: dict[str, PauseRecord] = field(default_factory=dict)
+    queued: list[str] = field(default_factory=list)
+
+    def refusal(self, job: str | None) -> str | None:
+        return self.refused
+
+    def pause(self, job: str | None, reason: str, actor: str) -> PauseOutcome:
+        scope = job or "*"
+        if scope in self.paused:
+            return PauseOutcome(self.paused[scope], changed=False)
+        self.paused[scope] = PauseRecord(scope, reason[:1000], actor, NOW)
+        return PauseOutcome(self.paused[scope], changed=True, cut=len(reason) > 1000)
+
+    def resume(self, job: str | None, actor: str) -> PauseOutcome:
+        removed = self.paused.pop(job or "*", None)
+        return PauseOutcome(removed, changed=removed is not None)
+
+    def queue_savepoint(self, job: str) -> bool:
+        if job in self.queued:
+            return False
+        self.queued.append(job)
+        return True
+
+
+@dataclass
 class Api:
     url: str
     read: FakeReadModel
     triggers: list[str] = field(default_factory=list)
+    control: FakeControl = field(default_factory=FakeControl)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
@@ -138,7 +170,12 @@ def api() -> Iterator[Api]:
     book = TokenBook.parse(f"# tokens\nviewer:{hash_token(VIEWER)}\noperator:{hash_token(OPERATOR)}\n", "t")
     holder = Api("", read)
     app = create_app(
-        read, holder.triggers.append, tokens=book, webhook_secret=Secret(SECRET), max_body_bytes=LIMIT
+        read,
+        holder.triggers.append,
+        tokens=book,
+        webhook_secret=Secret(SECRET),
+        max_body_bytes=LIMIT,
+        control=holder.control,
     )
     server = ApiServer(app, HttpConfig(port=0))
     holder.url = f"http://{server.host}:{server.port}"
@@ -158,7 +195,22 @@ PROTECTED = [
     ("GET", "/metrics", "viewer"),
     ("POST", "/api/v1/sync", "operator"),
     ("POST", "/api/v1/sync?job=orders", "operator"),
+    ("POST", "/api/v1/jobs/orders/pause", "operator"),
+    ("POST", "/api/v1/jobs/orders/resume", "operator"),
+    ("POST", "/api/v1/pause", "operator"),
+    ("POST", "/api/v1/resume", "operator"),
+    ("POST", "/api/v1/jobs/orders/savepoint", "operator"),
 ]
+#: what an allowed call answers when it is not the default (GET 200, POST 202 and one trigger).
+ANSWERS = {
+    "/api/v1/jobs/orders/pause": 200,
+    "/api/v1/jobs/orders/resume": 200,
+    "/api/v1/pause": 200,
+    "/api/v1/resume": 200,
+}
+#: the routes that need no token (their own checks, or none).
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/webhooks/github", "/webhooks/gitlab"}
+PUBLIC |= {"/webhooks/gitea", "/webhooks/generic"}
 TOKENS = {"none": None, "wrong": "not-a-token", "viewer": VIEWER, "operator": OPERATOR}
 
 
@@ -174,13 +226,25 @@ def test_the_auth_matrix(api: Api, method: str, path: str, needs: str, who: str)
     elif who == "viewer" and needs == "operator":
         expected = 403
     else:
-        expected = 202 if method == "POST" else 200
+        expected = ANSWERS.get(path, 202 if method == "POST" else 200)
     assert r.status_code == expected, r.text
     if expected == 401:
         assert r.headers["www-authenticate"] == "Bearer"
     assert (len(api.triggers) == 1) == (expected == 202)
+    changed = bool(api.control.paused or api.control.queued)
+    assert changed == (expected in (200, 202) and path.endswith(("/pause", "/savepoint")))
     for secret in (VIEWER, OPERATOR):
         assert secret not in r.text
+
+
+def test_the_auth_matrix_covers_every_route_of_the_app(api: Api) -> None:
+    """A new route must join PROTECTED (or PUBLIC): the matrix above then checks it."""
+    with api.client() as c:
+        schema = c.get("/openapi.json").json()
+    routes = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
+    covered = {(m, p.split("?")[0].replace("orders", "{name}")) for m, p, _ in PROTECTED}
+    public = {(m, p) for m, p in routes if p in PUBLIC}
+    assert routes - public == covered, routes - public ^ covered
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
@@ -319,10 +383,16 @@ def test_hostile_job_names_are_refused_cleanly(api: Api, name: str) -> None:
         detail = c.get(f"/api/v1/jobs/{quote(name, safe='%')}", headers=auth)
         sync = c.post("/api/v1/sync", params={"job": name}, headers=auth)
         audit = c.get("/api/v1/audit", params={"job": name}, headers=auth)
-    for r in (detail, sync, audit):
+        control = [
+            c.post(f"/api/v1/jobs/{quote(name, safe='%')}/{verb}", headers=auth)
+            for verb in ("pause", "resume", "savepoint")
+        ]
+    for r in (detail, sync, audit, *control):
         assert r.status_code in (404, 422), (r.status_code, r.text)
         assert "Traceback" not in r.text
     assert api.triggers == []
+    assert api.control.paused == {}
+    assert api.control.queued == []
 
 
 def test_a_huge_body_is_413_before_it_is_read(api: Api) -> None:
