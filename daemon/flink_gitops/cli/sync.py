@@ -7,7 +7,8 @@ while it waits on savepoints and starts (rich). Exit 0 when everything is in
 sync afterwards, 1 with one line per job that is not, 2 when nothing could be
 done (config, store, audit key, Git). ``status`` reads the store only (it works
 while Flink is down; a scheduled batch job's next run comes from its recorded schedule and
-last run, ``plan.schedule.next_run``); ``savepoint JOB`` takes a savepoint of a running job now;
+last run, ``plan.schedule.next_run``; a job's hold, a pause or an open deny window, from the store
+and ``sync.windows``, ``plan.windows``); ``savepoint JOB`` takes a savepoint of a running job now;
 ``history JOB`` lists its operations, savepoints and audit entries.
 Neighbours: ``execute.cycle`` (the work), ``cli.__init__`` (settings, errors).
 """
