@@ -7,6 +7,7 @@ for the spec loader (``specs.loader``) and ``plan --base --head``.
 ``git.cache_dir``, one ``ls-remote`` per poll (a no-change poll stops there),
 a fetch when the tracked ref moved, then force-push and signature checks;
 every fault leaves the last good revision in force.
+:func:`seed_repository` and :func:`commit_files` make and change a local repository (the demo).
 Neighbours: ``source.tree`` (the protocol), ``source.errors`` (what can go
 wrong), ``settings.GitConfig`` (what to track), ``secrets`` (token, SSH key).
 """
@@ -271,6 +272,42 @@ _CORRUPT_MARKERS = (
     "broken link",
     "bad packed object",
 )
+
+
+_DEMO_ACTOR = ("flink-gitops demo", "demo@localhost")
+
+
+def seed_repository(source: Path, dest: Path, *, message: str) -> str:
+    """A new repository at ``dest`` (branch main) holding a copy of ``source``; its commit.
+
+    For the demo: a local repository the daemon polls like any remote, committed to by
+    :func:`commit_files`. ``dest`` must not exist."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".git"))
+    repo = git.Repo.init(dest, initial_branch="main")
+    try:
+        repo.git.add(A=True)
+        return _commit(repo, message)
+    finally:
+        repo.close()
+
+
+def commit_files(repo_path: Path, files: Mapping[str, str], *, message: str) -> str:
+    """Write ``files`` (path in the repository → text) and commit them on the checked-out branch."""
+    repo = _open_repo(repo_path)
+    try:
+        for name, text in files.items():
+            target = repo_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            repo.git.add("--", name)
+        return _commit(repo, message)
+    finally:
+        repo.close()
+
+
+def _commit(repo: git.Repo, message: str) -> str:
+    actor = git.Actor(*_DEMO_ACTOR)
+    return str(repo.index.commit(message, author=actor, committer=actor).hexsha)
 
 
 def scrub_url(url: str) -> str:
