@@ -44,6 +44,7 @@ from loguru import logger
 from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
+from flink_gitops.record.store import Lease
 from flink_gitops.service.alerts import Alert, Alerter, conditions
 from flink_gitops.service.metrics import Metrics
 from flink_gitops.service.notify import Notifier
@@ -158,7 +159,12 @@ class Daemon:
     # --- one tick ------------------------------------------------------------------------------
 
     def _open(self, settings: Settings) -> None:
-        """(Re)build the runtime, source and loader for ``settings`` (the previous ones closed)."""
+        """(Re)build the runtime, source and loader for ``settings`` (the previous ones closed).
+
+        On a reload the leases of clusters still configured, on the same store, pass to the new
+        reconciler (same process, same holder, same epoch): releasing them for the moment of the
+        reopen would let another replica take a cluster this one is still leading."""
+        carried = self._carry_leases(settings)
         self._close()
         stack = ExitStack()
         try:
@@ -172,6 +178,7 @@ class Daemon:
             raise
         self._runtime = stack
         self._reconciler = runtime.reconciler
+        self._reconciler.leases.update(carried)
         self._reconciler.heartbeat = self._beat
         if self._stop.is_set():
             self._reconciler.stopping.set()
@@ -179,6 +186,16 @@ class Daemon:
         self._loader = SpecLoader.from_settings(settings)
         self._last = None
         self.settings = settings
+
+    def _carry_leases(self, settings: Settings) -> dict[str, Lease]:
+        """The leases the reconciler for ``settings`` keeps (taken out of the old one's hands)."""
+        old = self._reconciler
+        if old is None or settings.store != self.settings.store:
+            return {}
+        carried = {c: lease for c, lease in old.leases.items() if c in settings.clusters}
+        for cluster in carried:
+            del old.leases[cluster]
+        return carried
 
     def _close(self) -> None:
         if self._runtime is not None:
