@@ -414,6 +414,8 @@ class PollResult:
     error: SourceError | None = None
     #: set when the cache was found damaged during this poll and rebuilt.
     recovered: CacheCorruptedError | None = None
+    #: seconds the poll took (the ls-remote, and the fetch when the ref moved).
+    duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -486,6 +488,7 @@ class GitSource:
         """Fetch, resolve, check and return the revision in force. Never raises a SourceError."""
         with self._lock:
             recovered: CacheCorruptedError | None = None
+            t0 = self._clock.monotonic()
             try:
                 try:
                     revision = self._poll_once()
@@ -502,7 +505,7 @@ class GitSource:
                 logger.log(
                     level, "git: {} ({}); keeping {}", exc, type(exc).__name__, self._describe_current()
                 )
-                return PollResult(self._current, False, exc, recovered)
+                return PollResult(self._current, False, exc, recovered, self._clock.monotonic() - t0)
             changed = self._current is None or self._current.commit != revision.commit
             if changed or revision is not self._current:
                 if self._current is not None and self._current.tree is not revision.tree:
@@ -510,7 +513,7 @@ class GitSource:
                 self._current = revision
             if changed:
                 logger.info("git: {} {} is now at {}", self._shown_url, self.config.ref, revision.commit)
-            return PollResult(revision, changed, None, recovered)
+            return PollResult(revision, changed, None, recovered, self._clock.monotonic() - t0)
 
     def changed_paths(self, old_commit: str, new_commit: str) -> list[str]:
         """Paths whose content or kind differ between two commits of the cache (renames: both paths)."""
