@@ -39,7 +39,7 @@ def test_a_cycle_sets_the_gauges_and_counts_actions() -> None:
     got = samples(m)
     assert got[("flink_gitops_jobs", (("status", "drift"),))] == 1
     assert got[("flink_gitops_jobs", (("status", "in-sync"),))] == 1
-    assert got[("flink_gitops_job_drift", (("job", "b"), ("kind", "cancelled")))] == 1
+    assert got[("flink_gitops_job_drift", (("flink_job", "b"), ("kind", "cancelled")))] == 1
     assert got[("flink_gitops_actions_total", (("kind", "upgrade"), ("outcome", "ok")))] == 1
     assert got[("flink_gitops_cluster_up", (("cluster", "eu"),))] == 1
     assert got[("flink_gitops_cluster_up", (("cluster", "us"),))] == 0
@@ -101,11 +101,11 @@ def test_upgrade_and_savepoint_durations_breakers_leaders_and_checkpoints() -> N
     assert got[("flink_gitops_leader", (("cluster", "us"),))] == 0
     assert got[("flink_gitops_breaker_state", (("cluster", "eu"),))] == 0
     assert got[("flink_gitops_breaker_state", (("cluster", "us"),))] == 2
-    assert got[("flink_checkpoint_duration_seconds", (("job", "c"),))] == 1.5
+    assert got[("flink_checkpoint_duration_seconds", (("flink_job", "c"),))] == 1.5
     # the next cycle reads no checkpoint of c: its last value stays; a job gone from the plan leaves
     m.observe_cycle(cycle({"c": reports["c"]}, {}, {}, "c1"), ["eu"], 2.0, breakers={"eu": "half-open"})
     got = samples(m)
-    assert got[("flink_checkpoint_duration_seconds", (("job", "c"),))] == 1.5
+    assert got[("flink_checkpoint_duration_seconds", (("flink_job", "c"),))] == 1.5
     assert got[("flink_gitops_breaker_state", (("cluster", "eu"),))] == 1
     assert ("flink_gitops_breaker_state", (("cluster", "us"),)) not in got
     assert ("flink_gitops_leader", (("cluster", "us"),)) not in got

@@ -62,7 +62,7 @@ class Metrics:
             "flink_gitops_jobs", "Jobs by plan status in the last cycle.", ["status"], registry=r
         )
         self.drift = Gauge(
-            "flink_gitops_job_drift", "1 for each job with live drift, by kind.", ["job", "kind"], registry=r
+            "flink_gitops_job_drift", "1 for each job with live drift, by kind.", ["flink_job", "kind"], registry=r
         )
         self.actions = Counter(
             "flink_gitops_actions", "Actions by kind and outcome.", ["kind", "outcome"], registry=r
@@ -125,7 +125,7 @@ class Metrics:
         self.checkpoint_seconds = Gauge(
             "flink_checkpoint_duration_seconds",
             "End-to-end duration of the job's latest completed checkpoint, as last read.",
-            ["job"],
+            ["flink_job"],
             registry=r,
         )
         self._checkpointed: set[str] = set()
