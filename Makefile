@@ -1,5 +1,6 @@
 # The two quick-start commands:
-#   make demo   - venv + project + local Flink 2.3.0, then `flink-gitops demo` on example-repo
+#   make demo   - venv + project + local Flink 2.3.0, then `flink-gitops demo`: the daemon on a Git
+#                 repo made from example-repo deploys it, then upgrades a commit through a savepoint
 #   make test   - lint, type-check and the whole test suite (what .ci/run calls)
 # Flink is installed once into $(FLINK_CACHE), outside the repo, and reused.
 

@@ -19,6 +19,7 @@ settings.register_profile(
 settings.load_profile("default")
 
 pytest_plugins = [
+    "tests.fixtures.secretscan",  # first: the other fixture modules import it
     "tests.fixtures.flink",
     "tests.fixtures.postgres",
     "tests.fixtures.gitserver",

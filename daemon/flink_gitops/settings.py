@@ -159,6 +159,9 @@ class GitConfig(_Section):
     poll_jitter_s: float = Field(1.0, ge=0)
     #: timeout for one fetch, seconds. Default 60.
     fetch_timeout_s: float = 60.0
+    #: a repository on local disk (``run --repo DIR``, or a git.url that is a path or file://) is
+    #: watched: a change or commit triggers a cycle at once (read at start). Default true.
+    watch: bool = True
     #: accept a new commit that does not descend from the last good one (history rewritten). Default false.
     allow_force_push: bool = False
     signatures: SignaturePolicy = Field(default_factory=SignaturePolicy)

@@ -1,10 +1,13 @@
-"""`flink-gitops demo` end to end: a real Flink 2.3.0 cluster, the example repository, a clean stop."""
+"""`flink-gitops demo` end to end: a real Flink 2.3.0 cluster, a Git repository made from the example
+repository, the daemon as a subprocess deploying it, a commit upgraded through a savepoint, a clean stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -36,7 +39,7 @@ def _terminate_when_waiting(workdir: Path, seen_jvms: list[int], done: threading
 
 
 @pytest.mark.flink
-def test_demo_starts_a_cluster_loads_the_example_repo_and_stops_on_sigterm(
+def test_demo_runs_the_gitops_loop_upgrades_a_commit_through_a_savepoint_and_stops_on_sigterm(
     flink_home: Path, tmp_path: Path
 ) -> None:
     workdir = tmp_path / "demo"
@@ -61,11 +64,11 @@ def test_demo_starts_a_cluster_loads_the_example_repo_and_stops_on_sigterm(
     listed = set(re.findall(r"^  ([a-z0-9-]+) +\S+:\d+  cluster=", out, re.MULTILINE))
     assert listed == set(expected)
     summary = (
-        r"Summary: Flink 2\.3\.0 with 1 TaskManager\(s\) and 8 slot\(s\); "
-        rf"{len(expected)} job spec\(s\) valid; in sync"
+        r"Summary: Flink 2\.3\.0 with 1 TaskManager\(s\) and 8 slot\(s\); \d job\(s\) deployed from Git, "
+        r"orders-enricher upgraded through a savepoint with its state; daemon exit 0"
     )
-    assert re.search(summary, out)
-    assert "Ctrl-C or SIGTERM stops it." in out
+    assert re.search(summary, out), out
+    assert "Ctrl-C or SIGTERM stops them." in out
     assert out.rstrip().endswith("Done.")
     # it kept running until the signal, then stopped: no JVM left, handler restored, logs kept
     assert len(seen_jvms) == 2
@@ -74,27 +77,47 @@ def test_demo_starts_a_cluster_loads_the_example_repo_and_stops_on_sigterm(
     assert any((workdir / "cluster" / "log").glob("*.log"))
     # the run is in the local SQLite store's audit trail, which verifies with the key the demo made
     assert "audit record #1 written; chain of 1 record(s) intact" in out
-    # the daemon's main job: the example jobs deployed (the scheduled batch job only recorded), then
-    # a second cycle with nothing to do
-    deployed = set(re.findall(r"^  ([a-z0-9-]+) +deploy +ok: stable, job [0-9a-f]{32}$", out, re.MULTILINE))
+    # the GitOps loop: the daemon deployed the streaming jobs from the demo's Git repository ...
     scheduled = {n for n, j in expected.items() if j.spec.spec.schedule is not None}
-    assert deployed == set(expected) - scheduled
-    assert "second cycle: in sync" in out
+    running = re.findall(r"^  ([a-z0-9-]+) +stable +flink job [0-9a-f]{32}$", out, re.MULTILINE)
+    assert set(running) == set(expected) - scheduled
+    assert f"All {len(running)} streaming job(s) deployed by the daemon" in out
+    # ... then upgraded the changed one through a savepoint, and the new job restored from it
+    stopped = re.search(r"stopped job ([0-9a-f]{32}) with a savepoint: (\S+)$", out, re.MULTILINE)
+    started = re.search(r"started job ([0-9a-f]{32}), restored from: (\S+)$", out, re.MULTILINE)
+    assert stopped is not None, out
+    assert started is not None, out
+    assert stopped.group(1) != started.group(1)
+    assert stopped.group(2).removeprefix("file:") == started.group(2).removeprefix("file:")
+    assert "its keyed state carried over." in out
+    assert re.search(r"daemon exit 0; audit chain of \d+ record\(s\) intact", out)
+    # the demo's repository holds the change as a commit, and the user is told how to make their own
+    log = subprocess.run(
+        ["git", "-C", str(workdir / "repo"), "log", "--format=%s"], capture_output=True, text=True, check=True
+    )
+    assert log.stdout.splitlines()[0] == "orders-enricher: events per second 20 -> 40"
+    assert f"cd {workdir / 'repo'} && $EDITOR jobs/payments.yaml && git commit -am" in out
+    # the operator token is in a 0600 file, never in the output or the daemon's log
+    token = (workdir / "api-token").read_text(encoding="utf-8").strip()
+    assert (workdir / "api-token").stat().st_mode & 0o077 == 0
+    assert token not in out
+    assert token not in (workdir / "daemon.log").read_text(encoding="utf-8")
     state = workdir / "state"
     assert (state / "audit.key").stat().st_mode & 0o077 == 0
-    verify = CliRunner().invoke(main, ["audit", "verify"], env={"FLINK_GITOPS_STATE_DIR": str(state)})
+    env = {"FLINK_GITOPS_STATE_DIR": str(state)}
+    verify = CliRunner().invoke(main, ["audit", "verify"], env=env)
     assert verify.exit_code == 0, verify.output
     checked = re.search(r"decrypted and tag-checked: (\d+) of (\d+)", verify.output)
     assert checked is not None
     assert checked.group(1) == checked.group(2)
     assert int(checked.group(1)) > len(expected)  # the run, and each action's intent and outcome
-    shown = CliRunner().invoke(
-        main,
-        ["audit", "show", "--action", "demo.run", "--output", "jsonl"],
-        env={"FLINK_GITOPS_STATE_DIR": str(state)},
-    )
+    shown = CliRunner().invoke(main, ["audit", "show", "--output", "jsonl"], env=env)
     assert shown.exit_code == 0, shown.output
-    assert f'"valid_jobs": {len(expected)}' in shown.output
+    records = [json.loads(line) for line in shown.output.splitlines() if line.strip()]
+    assert any(r["action"] == "demo.run" and r["details"]["valid_jobs"] == len(expected) for r in records)
+    upgrades = [r for r in records if r["action"] == "job.upgrade" and r["job"] == "orders-enricher"]
+    assert upgrades
+    assert all(r["actor"].startswith("daemon:") for r in upgrades)
 
 
 def test_demo_refuses_a_missing_repo(tmp_path: Path) -> None:

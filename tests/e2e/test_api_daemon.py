@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -25,6 +24,7 @@ from flink_gitops.flink.local import LocalFlinkCluster
 from flink_gitops.flink.testjobs import JobJars
 from flink_gitops.service.api import hash_token
 from tests.e2e.harness import CLI, Gitops
+from tests.fixtures import secretscan
 from tests.fixtures.flink import cancel_all_jobs, wait_until
 from tests.fixtures.gitserver import Remote
 
@@ -78,7 +78,7 @@ def test_a_signed_webhook_upgrades_a_pushed_commit_and_unsigned_ones_trigger_not
     responses: list[str] = []
     try:
         found = wait_until("api listening", lambda: re.search(r"api listening on (http://\S+)", text()), 60)
-        api = httpx.Client(base_url=found.group(1), timeout=10)
+        api = secretscan.scanning_client(base_url=found.group(1), timeout=10)
         first = stable_job(g, "orders")
         viewer = {"Authorization": f"Bearer {VIEWER}"}
         operator = {"Authorization": f"Bearer {OPERATOR}"}

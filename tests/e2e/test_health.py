@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from flink_gitops.flink.local import LocalFlinkCluster
 from flink_gitops.flink.models import RunRequest
 from flink_gitops.flink.testjobs import STATEFUL_ENTRY, JobJars
 from tests.e2e.harness import Gitops
+from tests.fixtures import secretscan
 from tests.fixtures.flink import cancel_all_jobs, local_cluster, wait_until
 from tests.fixtures.gitserver import Remote
 
@@ -158,7 +158,7 @@ def test_a_job_failing_on_start_spends_its_restart_budget_then_stays_failed_with
 
 def _rescale(url: str, job_id: str, parallelism: int) -> None:
     """What a person does from the web UI or curl: new resource requirements (adaptive scheduler)."""
-    with httpx.Client(base_url=url, timeout=10) as http:
+    with secretscan.scanning_client(base_url=url, timeout=10) as http:
         current = http.get(f"/jobs/{job_id}/resource-requirements").raise_for_status().json()
         wanted = {v: {"parallelism": {"lowerBound": 1, "upperBound": parallelism}} for v in current}
         http.put(f"/jobs/{job_id}/resource-requirements", json=wanted).raise_for_status()

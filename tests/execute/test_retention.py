@@ -151,11 +151,11 @@ class World:
         return path
 
 
-def make_world(tmp_path: Path, job: FlinkJob) -> World:
+def make_world(tmp_path: Path, job: FlinkJob, cluster: type[FakeCluster] | None = None) -> World:
     clock = FakeClock()
     store = Store.from_url(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
     audit = open_trail(store, tmp_path, clock)
-    flink = FakeCluster(tmp_path / "flink")
+    flink = (cluster or FakeCluster)(tmp_path / "flink")
     flink.add_running(JOB)
     settings = Settings(state_dir=tmp_path / "state", clusters={"default": ClusterConfig()})
     settings = settings.model_copy(update={"store": settings.store.model_copy(update={"lease_ttl_s": 10**7})})

@@ -41,12 +41,15 @@ from flink_gitops.service.api import (
     hash_token,
 )
 from flink_gitops.settings import HttpConfig
+from tests.fixtures import secretscan
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 VIEWER = "viewer-token-0123456789"
 OPERATOR = "operator-token-9876543210"
 SECRET = b"webhook-secret-abc"
 LIMIT = 64 * 1024
+for _kind, _value in (("the API viewer token", VIEWER), ("the API operator token", OPERATOR)):
+    secretscan.register(_kind, _value)
 
 
 def job_record(name: str) -> JobRecord:
@@ -161,7 +164,7 @@ class Api:
     control: FakeControl = field(default_factory=FakeControl)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
+        return secretscan.scanning_client(base_url=self.url, timeout=10)
 
 
 @pytest.fixture
@@ -362,7 +365,7 @@ def test_without_a_webhook_secret_every_webhook_is_401() -> None:
     server = ApiServer(app, HttpConfig(port=0))
     server.start()
     try:
-        with httpx.Client(base_url=f"http://{server.host}:{server.port}") as c:
+        with secretscan.scanning_client(base_url=f"http://{server.host}:{server.port}") as c:
             for form, headers in GOOD.items():
                 assert c.post(f"/webhooks/{form}", content=BODY, headers=headers).status_code == 401
             assert c.get("/api/v1/jobs", headers={"Authorization": f"Bearer {VIEWER}"}).status_code == 401

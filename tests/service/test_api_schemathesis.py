@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from flink_gitops.secrets import Secret
 from flink_gitops.service.api import ApiServer, TokenBook, create_app, hash_token
 from flink_gitops.settings import HttpConfig
+from tests.fixtures import secretscan
 from tests.service.test_api import FakeControl, FakeReadModel
 
 TOKEN = "schemathesis-operator-token"
@@ -49,9 +50,10 @@ def test_no_server_error_and_responses_match_the_schema(server: str) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case[Any]) -> None:
-            case.call_and_validate(
+            response = case.call_and_validate(
                 headers={"Authorization": f"Bearer {TOKEN}"},
                 checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
             )
+            secretscan.check(f"HTTP {case.method} {case.formatted_path}", response.text)
 
         check()

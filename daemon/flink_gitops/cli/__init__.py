@@ -13,11 +13,13 @@ import gc
 import importlib
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 from loguru import logger
 
 from flink_gitops import __version__
+from flink_gitops.cli.logs import LogFormat, configure
 from flink_gitops.errors import FlinkGitOpsError
 from flink_gitops.settings import Settings, load_settings
 
@@ -107,13 +109,21 @@ class _Group(click.Group):
     default="INFO",
     show_default=True,
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "json"], case_sensitive=False),
+    envvar="FLINK_GITOPS_LOG_FORMAT",
+    default="auto",
+    show_default=True,
+    help="auto: JSON lines under journald (JOURNAL_STREAM matches stderr), plain text otherwise.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG (same as --log-level DEBUG).")
 @click.version_option(__version__, prog_name="flink-gitops")
 @click.pass_context
-def main(ctx: click.Context, config: Path | None, log_level: str, verbose: bool) -> None:
+def main(ctx: click.Context, config: Path | None, log_level: str, log_format: str, verbose: bool) -> None:
     """Keep Apache Flink jobs exactly as a Git repository describes them."""
-    logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else log_level.upper())
+    fmt = cast("LogFormat", log_format.lower())
+    configure("DEBUG" if verbose else log_level.upper(), fmt)
     logger.enable("flink_gitops")  # library parts (flink/) stay silent unless a CLI asks
     ctx.obj = _Context(config)
     if _OWN_PROCESS:

@@ -20,6 +20,7 @@ Neighbours: ``source`` / ``specs`` (desired state), ``observe``,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from loguru import logger
 
@@ -75,6 +76,17 @@ class Cluster(FlinkPort, Observable, JarCluster, DisposalPort, Explainable, Prot
     """What a cluster's client must offer the cycle (``FlinkClient`` does)."""
 
 
+#: how ``CycleResult.aborted`` begins when the audit trail could not be written (fail closed).
+AUDIT_ABORT = "audit trail unavailable"
+
+
+@runtime_checkable
+class HasBreaker(Protocol):
+    """A cluster client with a circuit breaker (``FlinkClient``)."""
+
+    def breaker_state(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Revision:
     """The desired state of one revision, as the cycle needs it."""
@@ -94,6 +106,12 @@ class ActionResult:
     message: str
     #: a temporary failure: the job is tried again after its backoff.
     retry: bool = False
+    #: the state the new job started from (an upgrade's savepoint), if any.
+    savepoint: str | None = None
+    #: seconds from the action's start to its end (an upgrade: until the new job is stable).
+    duration_s: float | None = None
+    #: seconds from a savepoint's trigger to its completion, when the action took one.
+    savepoint_s: float | None = None
 
 
 @dataclass
@@ -113,6 +131,9 @@ class CycleResult:
     retention: RetentionResult | None = None
     #: job → why its action was not taken: its cluster is led by another instance (observed only).
     led_elsewhere: dict[str, str] = field(default_factory=dict)
+    #: job → end-to-end seconds of its latest completed checkpoint, for the jobs whose checkpoint
+    #: stats this cycle read (``sync.checkpoint_track_s``, at most ``checkpoint_reads_per_cycle``).
+    checkpoint_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def in_sync(self) -> bool:
@@ -139,26 +160,85 @@ class CycleResult:
                 out[name] = f"{report.status.value}: {report.reason}"
         return out
 
+    def outcomes(self) -> dict[str, list[str]]:
+        """What happened to each job, one bucket per job (every job in exactly one): "in sync",
+        an action's past tense ("upgraded"), "failed", "drifted", "led elsewhere", or its status."""
+        out: dict[str, list[str]] = {}
+        for name, report in sorted(self.plan.reports.items()):
+            result = self.results.get(name)
+            if name in self.led_elsewhere:
+                bucket = "led elsewhere"
+            elif result is not None:
+                bucket = _DONE.get(result.kind, result.kind.value) if result.ok else "failed"
+            elif report.status is Status.IN_SYNC:
+                bucket = "drifted" if report.drift is not None else "in sync"
+            else:
+                bucket = _STATUS_WORD.get(report.status.value, report.status.value)
+            out.setdefault(bucket, []).append(name)
+        return out
+
     def summary(self) -> str:
-        counts = self.plan.counts()
-        done = sum(1 for r in self.results.values() if r.ok)
-        failed = sum(1 for n, r in self.results.items() if not r.ok and n not in self.led_elsewhere)
-        parts = [f"rev={(self.commit or 'worktree')[:12]}", f"jobs={len(self.plan.reports)}"]
-        parts += [f"{k}={v}" for k, v in counts.items()]
-        parts += [f"acted={done}", f"failed={failed}", f"unmanaged={len(self.plan.unmanaged)}"]
-        if self.plan.unreachable:
-            parts.append(f"unreachable={','.join(self.plan.unreachable)}")
-        if self.led_elsewhere:
-            parts.append(f"led_elsewhere={len(self.led_elsewhere)}")
+        """The cycle's one log line: what happened in words, then the machine fields, e.g.
+        ``12 in sync, 1 upgraded (orders: savepoint-1a2b…), 0 failed, 1 drifted (cycle rev=… took=…)``."""
+        buckets = self.outcomes()
+        words: list[str] = [f"{len(buckets.pop('in sync', []))} in sync"]
+        failed, drifted = buckets.pop("failed", []), buckets.pop("drifted", [])
+        elsewhere = buckets.pop("led elsewhere", [])
+        for bucket, jobs in sorted(buckets.items(), key=lambda kv: _ORDER.get(kv[0], len(_ORDER))):
+            detail = ""
+            if bucket == "upgraded":
+                shown = [f"{job}: {_state(self.results[job].savepoint)}" for job in jobs[:3]]
+                more = f", +{len(jobs) - 3} more" if len(jobs) > 3 else ""
+                detail = f" ({', '.join(shown)}{more})"
+            words.append(f"{len(jobs)} {bucket}{detail}")
+        words += [f"{len(failed)} failed", f"{len(drifted)} drifted"]
+        if elsewhere:
+            words.append(f"{len(elsewhere)} led elsewhere")
+        for cluster in self.plan.unreachable:
+            words.append(f"cluster {cluster} unreachable")
+        if self.plan.unmanaged:
+            words.append(f"{len(self.plan.unmanaged)} unmanaged")
         if self.spec_errors:
-            parts.append(f"spec_errors={self.spec_errors}")
+            words.append(f"{self.spec_errors} spec error{'s' if self.spec_errors > 1 else ''}")
         if self.dry_run:
-            parts.append("dry-run")
+            words.append(f"dry run: {len(self.plan.actions)} action(s) planned")
         if self.aborted:
-            parts.append("aborted")
-        parts.append(f"in_sync={str(self.in_sync).lower()}")
-        parts.append(f"took={self.duration_s:.3f}s")
-        return "cycle " + " ".join(parts)
+            words.append(f"aborted: {self.aborted}")
+        rev = (self.commit or "worktree")[:12]
+        machine = f"cycle rev={rev} jobs={len(self.plan.reports)} took={self.duration_s:.3f}s"
+        return f"{', '.join(words)} ({machine})"
+
+
+#: an action's outcome in the summary, by kind (a kind not listed shows its own name).
+_DONE = {
+    ActionKind.DEPLOY: "deployed",
+    ActionKind.UPGRADE: "upgraded",
+    ActionKind.RECOVER: "recovered",
+    ActionKind.SUSPEND: "suspended",
+    ActionKind.RESUME: "resumed",
+    ActionKind.REDEPLOY: "redeployed",
+    ActionKind.RUN: "started",
+    ActionKind.SAVEPOINT: "savepoint taken",
+    ActionKind.CHECKPOINT: "checkpoint taken",
+    ActionKind.RECORD: "recorded",
+    ActionKind.PRUNE: "pruned",
+    ActionKind.RESUME_OPERATION: "resumed operation",
+    ActionKind.GIVE_UP: "given up",
+}
+#: a job's status without an action, in the summary (a status not listed shows its own name).
+_STATUS_WORD = {"drift": "drifted", "waiting": "backing off"}
+#: where a bucket comes in the summary (unlisted ones after these).
+_ORDER = {w: i for i, w in enumerate([*_DONE.values(), "pending", "backing off", "refused", "invalid"])}
+
+
+def _state(path: str | None) -> str:
+    """The state an upgraded job started from, short: ``savepoint-1a2b3c-…`` or ``chk-42``."""
+    if not path:
+        return "no state"
+    name = path.rstrip("/").rsplit("/", 1)[-1] or path
+    if len(name) > 24:
+        name = name[:23] + "…"
+    return name if name.startswith(("savepoint", "chk-")) else f"savepoint {name}"
 
 
 def _pid_namespace() -> str:
@@ -353,6 +433,11 @@ class Reconciler:
         """cluster → whether this instance leads it now (for /readyz and the leadership metric)."""
         return {cluster: cluster in self.leases for cluster in sorted(self.clients)}
 
+    def breakers(self) -> dict[str, str]:
+        """cluster → its circuit breaker's state (closed, half-open, open), for the clients that
+        have one (``FlinkClient.breaker_state``; the metrics)."""
+        return {n: c.breaker_state() for n, c in sorted(self.clients.items()) if isinstance(c, HasBreaker)}
+
     def _lost(self, clusters: tuple[str, ...]) -> Callable[[], bool]:
         """A cancel hook for long waits: renews the leases now and then; True once one is lost."""
         ttl = self.settings.store.lease_ttl_s
@@ -465,7 +550,21 @@ class Reconciler:
         progress: Progress | None = None,
         tree: Any = None,
     ) -> CycleResult:
-        """One pass; never raises for a job's failure (each is in the result), only for the store."""
+        """One pass; never raises for a job's failure (each is in the result), only for the store.
+        Every line logged meanwhile carries the commit (``logger.contextualize``)."""
+        bound = {"commit": revision.commit} if revision.commit else {}
+        with logger.contextualize(**bound):
+            return self._cycle(revision, dry_run=dry_run, only=only, progress=progress, tree=tree)
+
+    def _cycle(
+        self,
+        revision: Revision,
+        *,
+        dry_run: bool,
+        only: list[str] | None,
+        progress: Progress | None,
+        tree: Any,
+    ) -> CycleResult:
         started_at = self.clock.now()
         t0 = time.perf_counter()
         the_plan, observed, recorded = self._plan(revision, only)
@@ -483,7 +582,7 @@ class Reconciler:
             try:
                 self._record_drift(the_plan, revision, refused)
             except AuditError as exc:
-                result.aborted = f"audit trail unavailable: {exc}"
+                result.aborted = f"{AUDIT_ABORT}: {exc}"
                 logger.error("audit unavailable: no actions this cycle: {}", exc)
             for action in () if result.aborted else the_plan.actions:
                 if self.stopping.is_set():
@@ -507,7 +606,7 @@ class Reconciler:
                 except AuditError as exc:
                     # fail closed: no record, no action; nothing more this cycle
                     taken = isinstance(exc, AuditOutcomeMissing)
-                    result.aborted = f"audit trail unavailable: {exc}"
+                    result.aborted = f"{AUDIT_ABORT}: {exc}"
                     what = "taken, but its outcome is not in the audit trail" if taken else "not taken"
                     result.results[action.job] = ActionResult(
                         action.job, action.kind, False, None, f"{what}: {exc}"
@@ -515,7 +614,7 @@ class Reconciler:
                     logger.error("audit unavailable: no further actions this cycle: {}", exc)
                     break
             if not result.aborted:
-                self._track_checkpoints([r for r in track if r.cluster not in refused])
+                result.checkpoint_s = self._track_checkpoints([r for r in track if r.cluster not in refused])
         if not dry_run and not result.aborted:
             self._clean_jars(the_plan, acted=bool(result.results))
             result.retention = self.retention.run(revision.desired, commit=revision.commit, only=only)
@@ -584,6 +683,13 @@ class Reconciler:
         self._collect_jars = bool(done.failed or done.aborted)
 
     def _act(self, action: Action, revision: Revision, progress: Progress | None) -> ActionResult:
+        """One action, its job and cluster bound to every line logged meanwhile, timed."""
+        t0 = self.clock.monotonic()
+        with logger.contextualize(job=action.job, cluster=action.cluster):
+            result = self._act_once(action, revision, progress)
+        return dataclasses.replace(result, duration_s=self.clock.monotonic() - t0)
+
+    def _act_once(self, action: Action, revision: Revision, progress: Progress | None) -> ActionResult:
         clusters = tuple(sorted(action.clusters))
         event = AuditEvent(
             action=f"job.{action.kind.value}",
@@ -623,7 +729,15 @@ class Reconciler:
             return ActionResult(action.job, action.kind, False, JobLifecycle.FAILED, str(exc))
         ok = outcome.lifecycle not in (JobLifecycle.FAILED, JobLifecycle.ROLLED_BACK)
         message = outcome.error or f"{outcome.lifecycle.value}, job {outcome.flink_job_id or '-'}"
-        return ActionResult(action.job, action.kind, ok, outcome.lifecycle, message)
+        return ActionResult(
+            action.job,
+            action.kind,
+            ok,
+            outcome.lifecycle,
+            message,
+            savepoint=outcome.savepoint,
+            savepoint_s=procs.savepoint_s,
+        )
 
     def _begin(self, action: Action, revision: Revision) -> Operation:
         """Write the operation's intent with every id it will use, before any side effect (one unit)."""
@@ -772,40 +886,51 @@ class Reconciler:
         due.sort(key=lambda item: (item[0], item[1].name))
         return [rec for _, rec in due[: sync.checkpoint_reads_per_cycle]]
 
-    def _track_checkpoints(self, jobs: list[RecordedJob]) -> None:
+    def _track_checkpoints(self, jobs: list[RecordedJob]) -> dict[str, float]:
         """Record each job's latest completed checkpoint (what a recovery restores after its
-        JobManager lost it): read from Flink's checkpoint stats for that job id, never from disk."""
+        JobManager lost it): read from Flink's checkpoint stats for that job id, never from disk.
+        Job → the end-to-end seconds of that checkpoint, for the jobs read."""
+        durations: dict[str, float] = {}
         for rec in jobs:
-            assert rec.flink_job_id is not None
-            job_id = rec.flink_job_id
-            previous = self._tracked.get(job_id)
-            try:
-                stats = self.clients[rec.cluster].checkpoints(job_id)
-            except FlinkGitOpsError as exc:
-                logger.debug("job {}: checkpoint stats not read: {}", rec.name, exc)
-                continue
-            path, at_ms = stats.latest_completed_path, stats.latest_completed_at_ms
-            self._tracked[job_id] = (self.clock.monotonic(), path)
-            if not path or (previous is not None and previous[1] == path) or rec.cluster not in self.leases:
-                continue
-            when = datetime.fromtimestamp(at_ms / 1000, UTC) if at_ms else self.clock.now()
-            lease = self.leases[rec.cluster]
-            try:
-                self.store.snapshots.record(
-                    NewSavepoint(
-                        rec.name,
-                        path,
-                        SnapshotKind.CHECKPOINT,
-                        SnapshotOrigin.RETAINED,
-                        flink_job_id=job_id,
-                        created_at=when,
-                        make_current=False,
-                    ),
-                    epoch=lease.epoch,
-                    lease=cluster_lease(rec.cluster),
-                )
-            except FlinkGitOpsError as exc:
-                logger.warning("job {}: checkpoint {} not recorded: {}", rec.name, path, exc)
+            with logger.contextualize(job=rec.name, cluster=rec.cluster):
+                took = self._track_one(rec)
+            if took is not None:
+                durations[rec.name] = took
+        return durations
+
+    def _track_one(self, rec: RecordedJob) -> float | None:
+        assert rec.flink_job_id is not None
+        job_id = rec.flink_job_id
+        previous = self._tracked.get(job_id)
+        try:
+            stats = self.clients[rec.cluster].checkpoints(job_id)
+        except FlinkGitOpsError as exc:
+            logger.debug("job {}: checkpoint stats not read: {}", rec.name, exc)
+            return None
+        path, at_ms = stats.latest_completed_path, stats.latest_completed_at_ms
+        took = stats.latest_completed_duration_s
+        self._tracked[job_id] = (self.clock.monotonic(), path)
+        if not path or (previous is not None and previous[1] == path) or rec.cluster not in self.leases:
+            return took
+        when = datetime.fromtimestamp(at_ms / 1000, UTC) if at_ms else self.clock.now()
+        lease = self.leases[rec.cluster]
+        try:
+            self.store.snapshots.record(
+                NewSavepoint(
+                    rec.name,
+                    path,
+                    SnapshotKind.CHECKPOINT,
+                    SnapshotOrigin.RETAINED,
+                    flink_job_id=job_id,
+                    created_at=when,
+                    make_current=False,
+                ),
+                epoch=lease.epoch,
+                lease=cluster_lease(rec.cluster),
+            )
+        except FlinkGitOpsError as exc:
+            logger.warning("job {}: checkpoint {} not recorded: {}", rec.name, path, exc)
+        return took
 
     def manual_savepoint(self, name: str) -> str:
         """``flink-gitops savepoint JOB``: a savepoint of the running job now; its location."""

@@ -212,6 +212,8 @@ class Procedures:
         self.on_step = on_step
         #: jars uploaded before, reused per (cluster, digest); None: upload per operation.
         self.registry = registry
+        #: seconds from the last savepoint's trigger (or stop) to its completion (the metrics).
+        self.savepoint_s: float | None = None
 
     # --- entry point ---------------------------------------------------------------------------
 
@@ -321,10 +323,13 @@ class Procedures:
     def _stop(self, src: FlinkPort, job_id: str, trigger: str) -> str:
         """Send (or re-send: same trigger id, same operation) the stop and wait for its savepoint."""
         for _ in range(2):
+            t0 = self.clock.monotonic()
             src.stop_with_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
             failpoint("stop-sent")
             try:
-                return self._wait_savepoint(src, job_id, trigger)
+                location = self._wait_savepoint(src, job_id, trigger)
+                self.savepoint_s = self.clock.monotonic() - t0
+                return location
             except UnknownTrigger:
                 # Flink forgot the trigger (JobManager restart, or its result is older than
                 # rest.async.store-duration). Ask about exactly this job: stopped -> its savepoint;
@@ -734,8 +739,10 @@ class Procedures:
         if not op.has("savepoint-sent"):
             op.record(self.journal, "savepoint-sent")
         try:
+            t0 = self.clock.monotonic()
             src.trigger_savepoint(job_id, trigger_id=trigger, target_directory=self.timeouts.savepoint_dir)
             location = self._wait_savepoint(src, job_id, trigger)
+            self.savepoint_s = self.clock.monotonic() - t0
             self._verify(location)
         except PermanentError as exc:
             if origin != "periodic":

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from flink_gitops.clock import Clock, SystemClock
 from flink_gitops.errors import ConfigError
-from flink_gitops.flink.breaker import CircuitBreaker
+from flink_gitops.flink.breaker import CircuitBreaker, State
 from flink_gitops.flink.errors import (
     DuplicateJobId,
     FlinkAuthError,
@@ -349,6 +349,10 @@ class FlinkClient:
 
     def job_config(self, job_id: str) -> JobConfig:
         return self._get(f"/jobs/{_seg(job_id)}/config", JobConfig)
+
+    def breaker_state(self) -> State:
+        """The cluster's circuit breaker now: closed, half-open or open (the metrics)."""
+        return self.breaker.state
 
     def checkpoints(self, job_id: str) -> CheckpointStats:
         """``GET /jobs/:id/checkpoints``; see :meth:`CheckpointStats.latest_completed_path` and

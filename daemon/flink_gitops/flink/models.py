@@ -168,6 +168,8 @@ class CheckpointInfo(FlinkModel):
     latest_ack_timestamp: int | None = None
     external_path: str | None = None
     checkpoint_type: str | None = None
+    #: trigger to the last acknowledgement, milliseconds.
+    end_to_end_duration: int | None = None
 
 
 class RestoredCheckpoint(FlinkModel):
@@ -204,6 +206,14 @@ class CheckpointStats(FlinkModel):
         if done is None:
             return None
         return done.latest_ack_timestamp or done.trigger_timestamp
+
+    @property
+    def latest_completed_duration_s(self) -> float | None:
+        """End-to-end duration of the latest completed checkpoint, seconds."""
+        done = self.latest.completed
+        if done is None or done.end_to_end_duration is None:
+            return None
+        return done.end_to_end_duration / 1000
 
     @property
     def latest_savepoint_path(self) -> str | None:

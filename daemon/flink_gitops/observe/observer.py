@@ -14,9 +14,12 @@ Neighbours: ``flink.client`` (the calls), ``observe.view`` (the result),
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
+
+from loguru import logger
 
 from flink_gitops.errors import FlinkGitOpsError
 from flink_gitops.flink.models import ClusterOverview, JobsOverview
@@ -37,7 +40,13 @@ class Observable(Protocol):
 
 
 def observe_cluster(name: str, client: Observable) -> ClusterView:
-    """One overview call → the cluster's view; a failure is an unreachable view naming the error type."""
+    """One overview call → the cluster's view; a failure is an unreachable view naming the error type.
+    The cluster is bound to every line logged meanwhile (the client's retries)."""
+    with logger.contextualize(cluster=name):
+        return _observe_cluster(name, client)
+
+
+def _observe_cluster(name: str, client: Observable) -> ClusterView:
     try:
         overview = client.jobs_overview()
         slots = client.overview()
@@ -62,5 +71,9 @@ def observe(clients: Mapping[str, Observable]) -> dict[str, ClusterView]:
     with ThreadPoolExecutor(
         max_workers=min(MAX_PARALLEL, len(clients)), thread_name_prefix="observe"
     ) as pool:
-        futures = {name: pool.submit(observe_cluster, name, c) for name, c in clients.items()}
+        # each in a copy of this context: lines logged there carry the cycle's bound commit
+        futures = {
+            name: pool.submit(contextvars.copy_context().run, observe_cluster, name, c)
+            for name, c in clients.items()
+        }
         return {name: f.result() for name, f in sorted(futures.items())}

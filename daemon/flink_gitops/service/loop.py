@@ -3,10 +3,11 @@
 APScheduler runs :meth:`Daemon.tick` every ``git.poll_interval_s`` (plus up to
 ``git.poll_jitter_s`` of jitter, so replicas do not poll in step), never two at
 once (``max_instances=1``; a slow cycle delays the next, and missed runs
-coalesce into one). :meth:`Daemon.trigger` runs one at once (a webhook, a file
-watcher); a burst of triggers while one runs is one more cycle, not many. Each
-tick polls the source and reloads specs only when the commit moved, then runs
-one reconcile cycle, which logs its one summary line. Before each cycle, and
+coalesce into one). :meth:`Daemon.trigger` runs one at once (a webhook, the file
+watcher of a repository on local disk, ``service.watch``); a burst of triggers
+while one runs is one more cycle, not many. Each tick polls the source and
+reloads specs only when the commit moved, then runs one reconcile cycle, which
+logs its one summary line. Before each cycle, and
 every ``store.lease_ttl_s / 3`` between cycles, the replica keeps the leases of
 the clusters it leads and takes free ones (``Reconciler.lead_all``, within
 ``store.max_clusters_per_instance``); a cluster led by another replica is only
@@ -45,12 +46,14 @@ from loguru import logger
 from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
+from flink_gitops.record.store import Lease
 from flink_gitops.service.alerts import Alert, Alerter, conditions
 from flink_gitops.service.metrics import Metrics
 from flink_gitops.service.notify import Notifier
+from flink_gitops.service.watch import Watcher
 from flink_gitops.settings import Settings
 from flink_gitops.source.errors import SignatureError
-from flink_gitops.source.git import GitSource
+from flink_gitops.source.git import GitSource, PollResult
 from flink_gitops.source.tree import DirectoryTree, Tree
 from flink_gitops.specs.loader import DesiredState, SpecLoader
 
@@ -87,6 +90,8 @@ class _Source:
     #: the last poll's error (the source is stale while it lasts), and whether it was a signature.
     error: str | None = None
     signature_refused: bool = False
+    #: the last Git poll (its duration and outcome feed the metrics); None for a directory.
+    last_poll: PollResult | None = None
 
     def poll(self) -> tuple[Tree, str | None, str | None] | str:
         """(tree, commit, signer), or why there is no revision to act on."""
@@ -94,6 +99,7 @@ class _Source:
             return DirectoryTree(self.directory), None, None
         assert self.git is not None
         polled = self.git.poll()
+        self.last_poll = polled
         self.error = str(polled.error) if polled.error is not None else None
         self.signature_refused = isinstance(polled.error, SignatureError)
         if polled.error is not None:
@@ -162,7 +168,12 @@ class Daemon:
     # --- one tick ------------------------------------------------------------------------------
 
     def _open(self, settings: Settings) -> None:
-        """(Re)build the runtime, source and loader for ``settings`` (the previous ones closed)."""
+        """(Re)build the runtime, source and loader for ``settings`` (the previous ones closed).
+
+        On a reload the leases of clusters still configured, on the same store, pass to the new
+        reconciler (same process, same holder, same epoch): releasing them for the moment of the
+        reopen would let another replica take a cluster this one is still leading."""
+        carried = self._carry_leases(settings)
         self._close()
         stack = ExitStack()
         try:
@@ -176,6 +187,7 @@ class Daemon:
             raise
         self._runtime = stack
         self._reconciler = runtime.reconciler
+        self._reconciler.leases.update(carried)
         self._reconciler.heartbeat = self._beat
         if self._stop.is_set():
             self._reconciler.stopping.set()
@@ -183,6 +195,16 @@ class Daemon:
         self._loader = SpecLoader.from_settings(settings)
         self._last = None
         self.settings = settings
+
+    def _carry_leases(self, settings: Settings) -> dict[str, Lease]:
+        """The leases the reconciler for ``settings`` keeps (taken out of the old one's hands)."""
+        old = self._reconciler
+        if old is None or settings.store != self.settings.store:
+            return {}
+        carried = {c: lease for c, lease in old.leases.items() if c in settings.clusters}
+        for cluster in carried:
+            del old.leases[cluster]
+        return carried
 
     def _close(self) -> None:
         if self._runtime is not None:
@@ -239,6 +261,9 @@ class Daemon:
         assert self._loader is not None
         assert self._reconciler is not None
         polled = self._source.poll()
+        if self._source.last_poll is not None:
+            done = self._source.last_poll
+            self.metrics.observe_poll(done.duration_s, done.ok, self.clock.now().timestamp())
         if isinstance(polled, str):
             logger.error("no cycle: {}", polled)
             kind = "FlinkGitOpsSignatureRefused" if self._source.signature_refused else "FlinkGitOpsGitStale"
@@ -265,7 +290,15 @@ class Daemon:
         self.cycles += 1
         self.last_result = result
         self.last_cycle_at = self.clock.now()
-        self.metrics.observe_cycle(result, list(self.settings.clusters), self.last_cycle_at.timestamp())
+        self.metrics.observe_cycle(
+            result,
+            list(self.settings.clusters),
+            self.last_cycle_at.timestamp(),
+            leadership=self._reconciler.leadership(),
+            breakers=self._reconciler.breakers(),
+        )
+        audit = self._reconciler.audit
+        self.metrics.observe_audit(audit, audit.appended, audit.writable)
         if self.cycles == 1:
             self.notifier.ready(f"reconciling {len(result.plan.reports)} jobs")
         self.notifier.status(result.summary()[:200])
@@ -402,6 +435,9 @@ class Daemon:
         )
         previous = _install_signals(self)
         scheduler.start()
+        watcher = Watcher.for_settings(self.settings, self.repo, self.trigger)
+        if watcher is not None:
+            watcher.start()
         ping_every = min(1.0, (self.notifier.watchdog_s or 2.0) / 4)
         try:
             while not self._stop.is_set():
@@ -413,6 +449,8 @@ class Daemon:
                     self.notifier.watchdog()
         finally:
             self.notifier.stopping("stopping: parking the action in flight")
+            if watcher is not None:
+                watcher.stop()
             if service is not None:
                 service.stop()
             logger.info("stopping: the action in flight parks at its recorded step")

@@ -7,6 +7,7 @@ for the spec loader (``specs.loader``) and ``plan --base --head``.
 ``git.cache_dir``, one ``ls-remote`` per poll (a no-change poll stops there),
 a fetch when the tracked ref moved, then force-push and signature checks;
 every fault leaves the last good revision in force.
+:func:`seed_repository` and :func:`commit_files` make and change a local repository (the demo).
 Neighbours: ``source.tree`` (the protocol), ``source.errors`` (what can go
 wrong), ``settings.GitConfig`` (what to track), ``secrets`` (token, SSH key).
 """
@@ -273,6 +274,42 @@ _CORRUPT_MARKERS = (
 )
 
 
+_DEMO_ACTOR = ("flink-gitops demo", "demo@localhost")
+
+
+def seed_repository(source: Path, dest: Path, *, message: str) -> str:
+    """A new repository at ``dest`` (branch main) holding a copy of ``source``; its commit.
+
+    For the demo: a local repository the daemon polls like any remote, committed to by
+    :func:`commit_files`. ``dest`` must not exist."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".git"))
+    repo = git.Repo.init(dest, initial_branch="main")
+    try:
+        repo.git.add(A=True)
+        return _commit(repo, message)
+    finally:
+        repo.close()
+
+
+def commit_files(repo_path: Path, files: Mapping[str, str], *, message: str) -> str:
+    """Write ``files`` (path in the repository → text) and commit them on the checked-out branch."""
+    repo = _open_repo(repo_path)
+    try:
+        for name, text in files.items():
+            target = repo_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            repo.git.add("--", name)
+        return _commit(repo, message)
+    finally:
+        repo.close()
+
+
+def _commit(repo: git.Repo, message: str) -> str:
+    actor = git.Actor(*_DEMO_ACTOR)
+    return str(repo.index.commit(message, author=actor, committer=actor).hexsha)
+
+
 def scrub_url(url: str) -> str:
     """``url`` safe to print: any ``user:password@`` or ``token@`` part replaced by ``***@``."""
     return _URL_USERINFO.sub(r"\1***@", url)
@@ -377,6 +414,8 @@ class PollResult:
     error: SourceError | None = None
     #: set when the cache was found damaged during this poll and rebuilt.
     recovered: CacheCorruptedError | None = None
+    #: seconds the poll took (the ls-remote, and the fetch when the ref moved).
+    duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -449,6 +488,7 @@ class GitSource:
         """Fetch, resolve, check and return the revision in force. Never raises a SourceError."""
         with self._lock:
             recovered: CacheCorruptedError | None = None
+            t0 = self._clock.monotonic()
             try:
                 try:
                     revision = self._poll_once()
@@ -465,7 +505,7 @@ class GitSource:
                 logger.log(
                     level, "git: {} ({}); keeping {}", exc, type(exc).__name__, self._describe_current()
                 )
-                return PollResult(self._current, False, exc, recovered)
+                return PollResult(self._current, False, exc, recovered, self._clock.monotonic() - t0)
             changed = self._current is None or self._current.commit != revision.commit
             if changed or revision is not self._current:
                 if self._current is not None and self._current.tree is not revision.tree:
@@ -473,7 +513,7 @@ class GitSource:
                 self._current = revision
             if changed:
                 logger.info("git: {} {} is now at {}", self._shown_url, self.config.ref, revision.commit)
-            return PollResult(revision, changed, None, recovered)
+            return PollResult(revision, changed, None, recovered, self._clock.monotonic() - t0)
 
     def changed_paths(self, old_commit: str, new_commit: str) -> list[str]:
         """Paths whose content or kind differ between two commits of the cache (renames: both paths)."""

@@ -167,6 +167,12 @@ class AuditTrail:
         self._max_key_age = max_key_age
         self._rotate_lock = threading.Lock()
         self._keys_checked = clock.monotonic()
+        #: records this object appended (the metrics count them).
+        self.appended = 0
+        self._count_lock = threading.Lock()
+        #: False after an append failed because the store or head file was unavailable, True
+        #: again after one succeeds.
+        self.writable = True
 
     def _refresh_keys_if_stale(self) -> None:
         # A `keys rotate` by another process must take effect here too (the old key may be retired
@@ -344,6 +350,7 @@ class AuditTrail:
         except AuditError:
             raise
         except FlinkGitOpsError as exc:  # the key ring (e.g. WrongMasterKey): ours to report as unavailable
+            self.writable = False
             raise AuditUnavailable(f"audit record for {event.action!r} was not written: {exc}") from exc
         try:
             plaintext = event.to_plaintext(now)  # before the store is touched
@@ -364,16 +371,21 @@ class AuditTrail:
         try:
             row = self._store.append_audit(build)
         except StoreError as exc:
+            self.writable = False
             raise AuditUnavailable(f"audit record for {event.action!r} was not written: {exc}") from exc
+        with self._count_lock:
+            self.appended += 1
         head = signed_head(key, row.seq, row.hash)
         if advance:
             try:
                 self._head_file.advance(head)
             except OSError as exc:
+                self.writable = False
                 raise AuditUnavailable(
                     f"audit record {row.seq} was written but the head file {self._head_file.path} could not "
                     f"be updated: {exc.strerror}"
                 ) from exc
+        self.writable = True
         return AuditRecord(seq=row.seq, recorded_at=now, key_version=key.version, event=event), head
 
     @contextmanager
