@@ -62,7 +62,10 @@ class Metrics:
             "flink_gitops_jobs", "Jobs by plan status in the last cycle.", ["status"], registry=r
         )
         self.drift = Gauge(
-            "flink_gitops_job_drift", "1 for each job with live drift, by kind.", ["flink_job", "kind"], registry=r
+            "flink_gitops_job_drift",
+            "1 for each job with live drift, by kind.",
+            ["flink_job", "kind"],
+            registry=r,
         )
         self.actions = Counter(
             "flink_gitops_actions", "Actions by kind and outcome.", ["kind", "outcome"], registry=r
