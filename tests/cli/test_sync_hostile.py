@@ -567,6 +567,26 @@ def test_a_manual_savepoint_on_a_refusing_cluster_fails_with_one_line(world: Wor
     assert run.out == ""
 
 
+def test_a_manual_savepoint_of_a_job_with_an_open_operation_is_refused_and_changes_nothing(
+    world: World,
+) -> None:
+    world.seed_job("a")
+    with open_store(world.settings()) as store:
+        lease = store.leases.acquire("seed", 30, name=cluster_lease("default"))
+        assert lease is not None
+        store.operations.begin(
+            "a", "upgrade", {"why": "parked"}, epoch=lease.epoch, lease=cluster_lease("default")
+        )
+        store.leases.release(lease)
+    before = world.tables()
+    run = world.run("savepoint", "a")
+    assert run.code == 2
+    assert "job 'a' has an open upgrade operation (at step begin): nothing was done" in run.err
+    after = world.tables()
+    for table in ("jobs", "operations", "savepoints", "audit_records"):
+        assert after[table] == before[table], table
+
+
 # --- output that must stay intact whatever the recorded text holds ----------------------------------
 
 

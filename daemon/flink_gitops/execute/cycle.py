@@ -35,7 +35,7 @@ from loguru import logger
 from flink_gitops.clock import Clock
 from flink_gitops.errors import FlinkGitOpsError, PermanentError, TemporaryError
 from flink_gitops.execute.artifacts import ArtifactCache
-from flink_gitops.execute.errors import LeaseLost
+from flink_gitops.execute.errors import Busy, LeaseLost
 from flink_gitops.execute.jar_registry import JarCluster, StoreJarRegistry
 from flink_gitops.execute.jars_gc import JarCollector
 from flink_gitops.execute.journal import StoreJournal, recorded_job, resumed
@@ -933,13 +933,20 @@ class Reconciler:
         return took
 
     def manual_savepoint(self, name: str) -> str:
-        """``flink-gitops savepoint JOB``: a savepoint of the running job now; its location."""
+        """``flink-gitops savepoint JOB``: a savepoint of the running job now; its location. Busy
+        (temporary, nothing done) while another operation of the job is open."""
         job = self.store.jobs.get(name)
         if job is None or job.deleted:
             raise PermanentError(f"no job named {quote(name)} is recorded")
         if not job.state.runs_a_job or job.flink_job_id is None:
             raise PermanentError(
                 f"job {name!r} is {job.state.value}: no running Flink job to take a savepoint of"
+            )
+        busy = self.store.operations.open_by_job().get(name)
+        if busy is not None:
+            raise Busy(
+                f"job {name!r} has an open {busy.kind} operation (at step {busy.step}): nothing was done; "
+                "take the savepoint once it has finished"
             )
         refused = self._lead({job.cluster})
         if refused:

@@ -23,6 +23,11 @@ class Unsettled(TemporaryError):
     the next attempt asks Flink about its recorded ids before doing anything again."""
 
 
+class Busy(TemporaryError):
+    """Another operation of the job is open (in flight, or parked for a resume): nothing was done;
+    ask again once it has finished."""
+
+
 class RestoreRefused(PermanentError):
     """There is no state to restore from that the rules allow (no retained checkpoint, or too old)."""
 

@@ -317,13 +317,9 @@ class Daemon:
         """Take the queued savepoints, each audited and fenced as ``flink-gitops savepoint JOB``."""
         with self._queue_lock:
             jobs, self._savepoints = list(self._savepoints), {}
-        open_ops = reconciler.store.operations.open_by_job() if jobs else {}
         for job in jobs:
             if self._stop.is_set():
                 return
-            if job in open_ops:
-                logger.error("job {}: the API's savepoint was not taken: an operation is open", job)
-                continue
             try:
                 path = reconciler.manual_savepoint(job)
             except FlinkGitOpsError as exc:
