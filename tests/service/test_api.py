@@ -34,6 +34,7 @@ from flink_gitops.record.store.records import (
 from flink_gitops.secrets import Secret, SecretRef
 from flink_gitops.service.api import (
     ApiServer,
+    Credentials,
     Readiness,
     TokenBook,
     bind,
@@ -466,3 +467,46 @@ def test_metrics_are_the_prometheus_text_format(api: Api) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     assert "flink_jobs_total 2.0" in r.text
+
+
+# --- SIGHUP: the tokens and the webhook secret are re-read -------------------------------------------
+
+
+def test_a_reload_replaces_tokens_and_secret_together_and_a_bad_file_leaves_both(tmp_path: Path) -> None:
+    tokens, secret = tmp_path / "tokens", tmp_path / "webhook-secret"
+    tokens.write_text(f"viewer:{hash_token(VIEWER)}\n")
+    secret.write_bytes(SECRET)
+    config = HttpConfig(port=0, tokens=SecretRef(file=tokens), webhook_secret=SecretRef(file=secret))
+    creds = Credentials.load(config)
+    triggers: list[str] = []
+    app = create_app(
+        FakeReadModel(), triggers.append, tokens=creds.tokens, webhook_secret=creds.webhook_secret
+    )
+    server = ApiServer(app, config)
+    server.start()
+    body = b'{"ref": "refs/heads/main"}'
+
+    def signed(key: bytes) -> dict[str, str]:
+        return {"X-Signature-256": "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()}
+
+    try:
+        with secretscan.scanning_client(base_url=f"http://{server.host}:{server.port}", timeout=10) as c:
+            assert c.get("/api/v1/jobs", headers={"Authorization": f"Bearer {VIEWER}"}).status_code == 200
+            rotated = b"webhook-secret-rotated"
+            tokens.write_text(f"viewer:{hash_token(OPERATOR)}\n")
+            secret.write_bytes(rotated)
+            server.reload(config)
+            assert c.get("/api/v1/jobs", headers={"Authorization": f"Bearer {VIEWER}"}).status_code == 401
+            assert c.get("/api/v1/jobs", headers={"Authorization": f"Bearer {OPERATOR}"}).status_code == 200
+            assert c.post("/webhooks/generic", content=body, headers=signed(SECRET)).status_code == 401
+            assert c.post("/webhooks/generic", content=body, headers=signed(rotated)).status_code == 202
+            # a broken tokens file: refused, and neither the tokens nor the secret change
+            tokens.write_text("admin:not-a-hash\n")
+            secret.write_bytes(SECRET)
+            with pytest.raises(ConfigError, match="line 1"):
+                server.reload(config)
+            assert c.get("/api/v1/jobs", headers={"Authorization": f"Bearer {OPERATOR}"}).status_code == 200
+            assert c.post("/webhooks/generic", content=body, headers=signed(rotated)).status_code == 202
+    finally:
+        server.stop()
+    assert triggers == ["webhook generic", "webhook generic"]

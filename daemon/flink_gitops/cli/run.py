@@ -4,9 +4,9 @@ With ``git.url`` it polls that repository; ``--repo DIR`` reconciles a working
 directory instead (local development). Under systemd (``Type=notify``) it
 reports READY after its first cycle and feeds the watchdog while its loop
 lives; the HTTP API (``service.api``) listens on ``http.host:http.port`` unless
-``http.enabled`` is false (its settings are read at start, not on reload); SIGHUP
-reloads the config (``--config``), SIGTERM parks the action in
-flight and exits 0. Neighbours: ``service.loop``, ``cli.sync`` (the runtime).
+``http.enabled`` is false (where it listens is read at start; SIGHUP re-reads its
+tokens and webhook secret); SIGHUP reloads the config (``--config``), SIGTERM parks
+the action in flight and exits 0. Neighbours: ``service.loop``, ``cli.sync`` (the runtime).
 """
 
 from __future__ import annotations

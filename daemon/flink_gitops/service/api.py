@@ -122,6 +122,29 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@dataclass
+class Credentials:
+    """The tokens and the webhook secret in force; SIGHUP replaces both at once (``reload``)."""
+
+    tokens: TokenBook
+    webhook_secret: Secret | None
+
+    @classmethod
+    def load(cls, http: HttpConfig) -> Credentials:
+        """Read ``http.tokens`` and ``http.webhook_secret``; ConfigError naming the file if either fails."""
+        secret = read_secret(http.webhook_secret) if http.webhook_secret is not None else None
+        return cls(TokenBook.load(http.tokens), secret)
+
+    def replace(self, other: Credentials) -> None:
+        self.tokens, self.webhook_secret = other.tokens, other.webhook_secret
+
+    def warn_if_open(self) -> None:
+        if not self.tokens.entries:
+            logger.warning("http.tokens is not set or empty: every /api/v1 request is refused (401)")
+        if self.webhook_secret is None:
+            logger.warning("http.webhook_secret is not set: every webhook is refused (401)")
+
+
 # --- webhooks --------------------------------------------------------------------------------------
 
 
@@ -408,7 +431,9 @@ def create_app(
     control: Control | None = None,
 ) -> FastAPI:
     """The API over ``read``; ``trigger(why)`` asks for a cycle now; ``control`` serves the pause,
-    resume and savepoint routes (None: they answer 503)."""
+    resume and savepoint routes (None: they answer 503). The tokens and secret in force are
+    ``app.state.credentials`` (a :class:`Credentials`; replaced in place on reload)."""
+    creds = Credentials(tokens, webhook_secret)
     app = FastAPI(
         title="flink-gitops",
         version="1",
@@ -417,13 +442,14 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.state.credentials = creds
     bearer = HTTPBearer(auto_error=False, description="a token from http.tokens")
     unauthorized: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 403: {"model": Problem}}
 
     def role(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Role:  # noqa: B008
         if credentials is None or not credentials.credentials:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        found = tokens.role_of(credentials.credentials)
+        found = creds.tokens.role_of(credentials.credentials)
         if found is None:
             raise HTTPException(401, "the bearer token is not valid", headers={"WWW-Authenticate": "Bearer"})
         return found
@@ -613,7 +639,7 @@ def create_app(
     def webhook(form: str) -> Callable[[Request], Awaitable[SyncAccepted]]:
         async def receive(request: Request) -> SyncAccepted:
             body = await request.body()
-            if not check_webhook(form, webhook_secret, request.headers, body):
+            if not check_webhook(form, creds.webhook_secret, request.headers, body):
                 logger.warning("webhook {}: signature missing or wrong, nothing triggered", form)
                 raise HTTPException(401, "signature missing or wrong")
             trigger(f"webhook {form}")
@@ -663,6 +689,7 @@ class ApiServer:
     """uvicorn on its own thread over a socket bound at construction; ``stop()`` ends it."""
 
     def __init__(self, app: FastAPI, config: HttpConfig) -> None:
+        self._app, self._config = app, config
         self._sock = bind(config.host, config.port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(
@@ -683,6 +710,21 @@ class ApiServer:
     def start(self) -> None:
         self._thread.start()
         logger.info("api listening on http://{}:{}", self.host, self.port)
+
+    def reload(self, new: HttpConfig) -> None:
+        """SIGHUP: re-read the tokens and the webhook secret (both or neither: a ConfigError leaves
+        the ones in force). Where the API listens and its body limit change only at a restart."""
+        creds: Credentials = self._app.state.credentials
+        creds.replace(Credentials.load(new))
+        creds.warn_if_open()
+        fixed = [
+            k
+            for k in ("enabled", "host", "port", "max_body_bytes")
+            if getattr(new, k) != getattr(self._config, k)
+        ]
+        if fixed:
+            logger.warning("http.{} changed: takes effect at the next restart", ", http.".join(fixed))
+        logger.info("api: tokens and webhook secret re-read")
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -776,18 +818,14 @@ class DaemonView:
 def serve(daemon: Daemon) -> ApiServer:
     """The API of ``daemon`` on ``settings.http``, bound (not yet started)."""
     http = daemon.settings.http
-    secret = read_secret(http.webhook_secret) if http.webhook_secret is not None else None
-    tokens = TokenBook.load(http.tokens)
-    if not tokens.entries:
-        logger.warning("http.tokens is not set or empty: every /api/v1 request is refused (401)")
-    if secret is None:
-        logger.warning("http.webhook_secret is not set: every webhook is refused (401)")
+    creds = Credentials.load(http)
+    creds.warn_if_open()
     view = DaemonView(daemon)
     app = create_app(
         view,
         daemon.trigger,
-        tokens=tokens,
-        webhook_secret=secret,
+        tokens=creds.tokens,
+        webhook_secret=creds.webhook_secret,
         max_body_bytes=http.max_body_bytes,
         control=view,
     )

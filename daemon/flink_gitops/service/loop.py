@@ -51,7 +51,7 @@ from flink_gitops.service.alerts import Alert, Alerter, conditions
 from flink_gitops.service.metrics import Metrics
 from flink_gitops.service.notify import Notifier
 from flink_gitops.service.watch import Watcher
-from flink_gitops.settings import Settings
+from flink_gitops.settings import HttpConfig, Settings
 from flink_gitops.source.errors import SignatureError
 from flink_gitops.source.git import GitSource, PollResult
 from flink_gitops.source.tree import DirectoryTree, Tree
@@ -78,6 +78,10 @@ class Service(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def reload(self, http: HttpConfig) -> None:
+        """SIGHUP: take what may change while running from the new settings (ConfigError: refused)."""
+        ...
 
 
 @dataclass
@@ -154,6 +158,7 @@ class Daemon:
         self.last_result: CycleResult | None = None
         self.last_cycle_at: datetime | None = None
         self._scheduler: BackgroundScheduler | None = None
+        self._service: Service | None = None
         self._bugs = 0
         self.exit_code = 0
         #: savepoints the API asked for, taken at the start of the next cycle (under ``_lock``).
@@ -377,6 +382,12 @@ class Daemon:
         except FlinkGitOpsError as exc:
             logger.error("config reload refused, the running config stays in force: {}", exc)
             return
+        if self._service is not None:
+            try:
+                self._service.reload(settings.http)
+            except FlinkGitOpsError as exc:
+                logger.error("config reload refused, the running config stays in force: {}", exc)
+                return
         logger.info("config reloaded: it takes effect at the next cycle")
         self._pending = settings
         if self._scheduler is not None:
@@ -410,6 +421,7 @@ class Daemon:
                     self._close()
                 raise
             service.start()
+        self._service = service
         # a run skipped because the previous one still runs is the design (no overlap), not news
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
