@@ -5,6 +5,7 @@ and stops feeding the watchdog when its loop is stuck."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -201,3 +202,38 @@ def test_a_stuck_loop_stops_the_watchdog_pings(world: Any) -> None:
     finally:
         d.proc.kill()  # what systemd does once the watchdog fires
         d.proc.wait(30)
+
+
+def test_a_paused_job_is_observed_not_upgraded_and_resume_lets_the_commit_through(world: Any) -> None:
+    g, notify = world
+    g.put_job("orders")
+    d = start(g, notify)
+    try:
+        wait_until("READY=1", lambda: notify.seen("READY=1") or None, 120)
+        first = stable_job(g, "orders")
+        paused = g.cli("pause", "orders", "--reason", "change freeze", check=True)
+        assert "orders" in paused.stdout + paused.stderr
+        commit = g.put_job("orders", args=["--out", str(g.out / "orders"), "--rate", "120", "--keys", "4"])
+
+        def held() -> dict[str, Any] | None:
+            proc = g.cli("status", "orders", "--output", "json")
+            if proc.returncode not in (0, 1):
+                return None
+            (s,) = json.loads(proc.stdout)
+            return s if s.get("hold") and commit[:12] in d.text() else None
+
+        status = wait_until("the commit seen and held", held, 120)
+        assert "change freeze" in json.dumps(status["hold"])
+        d.wait_log("paused")
+        assert g.live_jobs() == [first], "paused: the job runs on untouched"
+        assert g.status("orders")["flinkJobId"] == first
+        g.cli("resume", "orders", check=True)
+        second = stable_job(g, "orders", other_than=first)
+        assert g.live_jobs() == [second]
+    finally:
+        code = d.stop()
+    assert code == 0, d.text()[-3000:]
+    audit = g.cli("audit", "show", "--job", "orders", "--output", "jsonl", check=True).stdout
+    actions = [json.loads(line)["action"] for line in audit.splitlines() if line.strip()]
+    assert actions.index("job.pause") < actions.index("job.resume") < len(actions) - 1
+    assert "job.upgrade" in actions[actions.index("job.resume") :]
