@@ -1,8 +1,8 @@
 """Pauses and sync windows in the planner (plan.windows): pure, plain values, no fakes.
 
-What is held (no action, PAUSED / HELD with the reason), what never is (recovery of a failure,
-give-up, the resume of an open operation), that held jobs are still observed (drift reported and
-recorded), and hypothesis properties over random windows, pauses and job situations.
+What is held (no action, PAUSED / HELD with the reason), what never is (give-up, the resume of an
+open operation, and by a window the recovery of a failure), that held jobs are still observed
+(drift reported and recorded), and hypothesis properties over random windows, pauses and job situations.
 """
 
 from __future__ import annotations
@@ -143,8 +143,12 @@ ALL_HOLDS = [
 ]
 
 
-def test_a_failed_or_vanished_job_is_recovered_whatever_holds_it() -> None:
-    for holds in ALL_HOLDS:
+WINDOWS = [h for h in ALL_HOLDS if not h.pauses]
+PAUSES = [h for h in ALL_HOLDS if h.pauses]
+
+
+def test_a_failed_or_vanished_job_is_recovered_whatever_window_holds_it() -> None:
+    for holds in WINDOWS:
         for observed in (hcluster(seen("FAILED")), hcluster()):
             p = health_plan(observed, holds)
             a = only_action(p)
@@ -153,6 +157,18 @@ def test_a_failed_or_vanished_job_is_recovered_whatever_holds_it() -> None:
             assert a.drift.failure
             assert p.reports["orders"].status is Status.PENDING
             assert p.reports["orders"].hold is not None  # it is held, but this goes ahead
+
+
+def test_a_paused_failed_job_waits_for_resume_and_its_failure_is_still_reported() -> None:
+    # "stop acting": whoever paused the job is handling it; the failure alert still fires
+    for holds in PAUSES:
+        for observed, kind in ((hcluster(seen("FAILED")), DriftKind.FAILED), (hcluster(), DriftKind.MISSING)):
+            p = health_plan(observed, holds)
+            report = p.reports["orders"]
+            assert p.actions == ()
+            assert report.status is Status.PAUSED
+            assert "waiting: recover" in report.reason
+            assert report.drift is kind
 
 
 def test_give_up_and_an_open_operation_go_ahead_whatever_holds_them() -> None:
@@ -276,14 +292,23 @@ def test_holds_never_change_urgent_actions_and_never_let_a_non_urgent_one_throug
     free = plan(desired, observed, recorded, now, **kw)
     holds = Holds(tuple(windows), tuple(pauses))
     held = plan(desired, observed, recorded, now, holds=holds, **kw)
-    # RECOVER (of a failure), GIVE_UP and RESUME_OPERATION are identical with and without holds
-    assert [a for a in held.actions if urgent(a)] == [a for a in free.actions if urgent(a)]
+    # GIVE_UP and RESUME_OPERATION (and, unless paused, RECOVER of a failure) are identical with
+    # and without holds
+    check = holds.at(now)
+
+    def hold(name: str) -> Status | None:
+        found = check.of(name, lambda: {"team": "core"})
+        return found[0] if found is not None else None
+
+    def kept(actions: tuple[Any, ...]) -> list[Any]:
+        return [a for a in actions if urgent(a, hold(a.job) or Status.HELD)]
+
+    assert kept(held.actions) == kept(free.actions)
     # a held plan only ever drops actions, and drops exactly the non-urgent ones of held jobs
     assert all(a in free.actions for a in held.actions)
-    check = holds.at(now)
     for action in free.actions:
-        is_held = check.of(action.job, lambda: {"team": "core"}) is not None
-        assert (action in held.actions) == (urgent(action) or not is_held)
+        status = hold(action.job)
+        assert (action in held.actions) == (status is None or urgent(action, status))
         if action not in held.actions:
             assert held.reports[action.job].status in (Status.PAUSED, Status.HELD)
     # held jobs are still observed: the same drift is reported and recorded

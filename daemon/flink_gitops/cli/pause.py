@@ -1,8 +1,9 @@
 """`flink-gitops pause [JOB] [--reason TEXT]` and `flink-gitops resume [JOB]`.
 
 A pause stops the daemon acting on a job (without JOB: on every job) while it keeps observing and
-alerting: the job's drift and failures are still reported, a FAILED or vanished job is still
-recovered, and an operation a crash left open is still finished (``plan.windows``). The pause
+alerting: the job's drift and failures are still reported and alerted on, but a FAILED or
+vanished job waits for ``resume`` too (whoever paused it is handling it); an operation a crash
+left open is still finished, so no job is left half upgraded (``plan.windows``). The pause
 lives in the store, so every replica sees it at its next cycle, and a cycle that is running
 does not start that job's next action. Works while the daemon runs (no lease is needed: a pause
 only narrows what the leader does). Each change is audited first (``job.pause`` / ``sync.pause``,

@@ -595,7 +595,7 @@ class Reconciler:
                     )
                     result.led_elsewhere[action.job] = blocked[0]
                     continue
-                paused = None if urgent(action) else self._paused_since_plan(action.job)
+                paused = None if urgent(action, Status.PAUSED) else self._paused_since_plan(action.job)
                 if paused is not None:  # paused while this cycle ran: the action waits
                     result.results[action.job] = ActionResult(
                         action.job, action.kind, False, None, paused, retry=True

@@ -26,8 +26,9 @@ the order they are checked for each job (first match wins):
 9. in sync, and a periodic savepoint is due (``plan.savepoints``) → SAVEPOINT, origin periodic.
 
 Then ``plan.windows`` holds the non-urgent action of a paused job or of one outside its sync
-windows (PAUSED / HELD, no action; recovery of a failure, give-up and the resume of an open
-operation go ahead); its drift is still reported and recorded.
+windows (PAUSED / HELD, no action; give-up and the resume of an open operation go ahead, and a
+window, not a pause, lets the recovery of a failure through); its drift is still reported and
+recorded.
 
 Last, ``plan.resources`` holds back the starts that do not fit their cluster's free
 slots or parallelism cap (WAITING, or REFUSED above the cap).
@@ -112,7 +113,7 @@ def plan(
         result = _plan_job(name, want, rec, observed, now, pruning if may_prune else "kept", ctx)
         hold = _hold_of(check, name, want, rec)
         if isinstance(result, Action):
-            if hold is not None and not urgent(result):
+            if hold is not None and not urgent(result, hold[0]):
                 status, why = hold
                 reports[name] = JobReport(
                     name,

@@ -14,8 +14,10 @@ Two sources of a hold, checked for every job after the planner decided its actio
 A held job gets no action and a report (PAUSED or HELD) saying why, who paused it and when, or
 until when the window holds it. It is still observed: its drift and failures are reported (so
 alerts fire) and recorded. Never held (:func:`urgent`): resuming an operation a crash left open
-(crash safety), recovering a FAILED or vanished job (also a failed batch run's retry), and
-giving up on one (that records the failure, changes nothing in Flink). Everything else waits:
+(crash safety: a half-done upgrade is finished, not left with no job running), and giving up on a
+failed job (that records the failure, changes nothing in Flink); nor, by a window, recovering a
+FAILED or vanished job (also a failed batch run's retry) — a pause holds that too: whoever
+paused a job is handling it, and the failure is still reported and alerted. Everything else waits:
 deploy, upgrade, suspend and resume, nonces, record-only changes, prune, heal of a change made
 by hand, periodic savepoints and scheduled batch runs. A scheduled run whose fire time passes
 while held is started when the hold ends if that is within ``sync.missed_run_grace_s`` of the
@@ -105,10 +107,13 @@ class Pause:
         return f"{what} by {self.by} at {_at(self.at)}{why}"
 
 
-def urgent(action: Action) -> bool:
-    """Actions no pause or window ever holds (see the module docstring)."""
+def urgent(action: Action, hold: Status = Status.HELD) -> bool:
+    """Actions a hold of kind ``hold`` never holds (see the module docstring): a window never holds
+    the recovery of a failure; a pause (someone said "stop acting") holds that too."""
     if action.kind in (ActionKind.RESUME_OPERATION, ActionKind.GIVE_UP):
         return True
+    if hold is Status.PAUSED:
+        return False
     failed = action.drift is not None and action.drift.failure
     return failed and action.kind in (ActionKind.RECOVER, ActionKind.RUN)
 
