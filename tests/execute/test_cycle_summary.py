@@ -135,6 +135,7 @@ def test_a_cycle_binds_commit_job_and_cluster_and_times_its_actions(world: World
     assert "1 savepoint taken" in summary[0]["msg"]
     assert world.audit.appended >= 2
     assert world.audit.writable
+    assert first.lifecycles == {"orders": "stable"}, "the recorded lifecycle, for the metric"
     (inside,) = [line for line in seen if line["msg"].startswith("fake flink")]
     assert inside["job"] == "orders"
     assert inside["cluster"] == "default"

@@ -35,8 +35,13 @@ def test_a_cycle_sets_the_gauges_and_counts_actions() -> None:
         "d": JobReport("d", "us", Status.PENDING, "upgrade"),
     }
     results = {"d": ActionResult("d", ActionKind.UPGRADE, True, JobLifecycle.STABLE, "stable")}
-    m.observe_cycle(cycle(reports, results, {"us": "down"}, "c1"), ["eu", "us"], 1_000.0)
+    done = cycle(reports, results, {"us": "down"}, "c1")
+    done.lifecycles = {"a": "stable", "b": "stable", "c": "failed", "d": "stable"}
+    m.observe_cycle(done, ["eu", "us"], 1_000.0)
     got = samples(m)
+    assert got[("flink_gitops_jobs_lifecycle", (("lifecycle", "stable"),))] == 3
+    assert got[("flink_gitops_jobs_lifecycle", (("lifecycle", "failed"),))] == 1
+    assert got[("flink_gitops_jobs_lifecycle", (("lifecycle", "upgrading"),))] == 0
     assert got[("flink_gitops_jobs", (("status", "drift"),))] == 1
     assert got[("flink_gitops_jobs", (("status", "in-sync"),))] == 1
     assert got[("flink_gitops_job_drift", (("flink_job", "b"), ("kind", "cancelled")))] == 1

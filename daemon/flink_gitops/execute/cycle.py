@@ -134,6 +134,8 @@ class CycleResult:
     #: job → end-to-end seconds of its latest completed checkpoint, for the jobs whose checkpoint
     #: stats this cycle read (``sync.checkpoint_track_s``, at most ``checkpoint_reads_per_cycle``).
     checkpoint_s: dict[str, float] = field(default_factory=dict)
+    #: job → its recorded lifecycle state after the cycle (as recorded before it, or as its action left it).
+    lifecycles: dict[str, str] = field(default_factory=dict)
 
     @property
     def in_sync(self) -> bool:
@@ -618,6 +620,9 @@ class Reconciler:
         if not dry_run and not result.aborted:
             self._clean_jars(the_plan, acted=bool(result.results))
             result.retention = self.retention.run(revision.desired, commit=revision.commit, only=only)
+        result.lifecycles = {name: rec.lifecycle.value for name, rec in recorded.items()} | {
+            name: done.lifecycle.value for name, done in result.results.items() if done.lifecycle is not None
+        }
         result.duration_s = time.perf_counter() - t0
         logger.info(result.summary())
         if dry_run:

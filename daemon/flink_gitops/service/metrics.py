@@ -32,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from flink_gitops.execute.cycle import AUDIT_ABORT, CycleResult
+from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.plan.model import ActionKind, Status
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -60,6 +61,12 @@ class Metrics:
         self.cycles = Counter("flink_gitops_cycles", "Reconcile cycles by outcome.", ["outcome"], registry=r)
         self.jobs = Gauge(
             "flink_gitops_jobs", "Jobs by plan status in the last cycle.", ["status"], registry=r
+        )
+        self.lifecycle = Gauge(
+            "flink_gitops_jobs_lifecycle",
+            "Managed jobs by recorded lifecycle state (stable, upgrading, failed, ...) after the last cycle.",
+            ["lifecycle"],
+            registry=r,
         )
         self.drift = Gauge(
             "flink_gitops_job_drift",
@@ -170,6 +177,11 @@ class Metrics:
             counts[report.status.value] += 1
         for status, n in counts.items():
             self.jobs.labels(status).set(n)
+        states = {s.value: 0 for s in JobLifecycle}
+        for lifecycle in result.lifecycles.values():
+            states[lifecycle] = states.get(lifecycle, 0) + 1
+        for lifecycle, n in states.items():
+            self.lifecycle.labels(lifecycle).set(n)
         drifting = {(n, r.drift.value) for n, r in result.plan.reports.items() if r.drift is not None}
         for gone in self._drifting - drifting:
             self.drift.remove(*gone)
