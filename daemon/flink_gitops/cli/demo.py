@@ -215,7 +215,9 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
             old = jobs[loop.CHANGED_JOB]["flink_job_id"]
             commit, what = loop.change_spec(git_dir)
             click.echo(f"Committed {commit[:12]} to {git_dir}: {what} (upgradeMode: savepoint)")
-            click.echo("  the daemon polls the repository every 2 s; watching it upgrade the job ...")
+            click.echo(
+                "  the daemon watches the repository (and polls it every 2 s); watching it upgrade the job ..."
+            )
             up = loop.wait_upgraded(api, proc, old, commit, cluster.rest_url)
             carried = up.restored_from is not None and _same_path(up.restored_from, up.savepoint)
             click.echo(f"  stopped job {up.old_job} with a savepoint: {up.savepoint}")
