@@ -216,7 +216,7 @@ def demo(workdir: Path, repo: Path | None, keep_running: bool, flink_version: st
             commit, what = loop.change_spec(git_dir)
             click.echo(f"Committed {commit[:12]} to {git_dir}: {what} (upgradeMode: savepoint)")
             click.echo(
-                "  the daemon watches the repository (and polls it every 2 s); watching it upgrade the job ..."
+                "  the daemon watches the repository (and polls it every 2 s); watching the upgrade ..."
             )
             up = loop.wait_upgraded(api, proc, old, commit, cluster.rest_url)
             carried = up.restored_from is not None and _same_path(up.restored_from, up.savepoint)
