@@ -8,9 +8,10 @@ Each sample commits a new event rate for a stateless job (cancel, then start fre
 path without a savepoint wait) and measures from the commit to (a) the new job listed RUNNING in
 Flink's ``/jobs/overview`` and (b) the daemon recording it stable (after ``sync.stability_s``, 2 s
 here, of the job running with all tasks up). Webhook: the poll interval is an hour and a signed
-generic webhook is sent right after the commit. Polling: ``git.poll_interval_s`` ``--poll`` and no
-webhook, so the latency is the wait for the next poll (uniform in 0..interval) plus the same
-deploy time.
+generic webhook is sent right after the commit. Watcher: the same hour, and the file watcher on
+the local repository's refs (``git.watch``) triggers the cycle. Polling: ``git.poll_interval_s``
+``--poll``, no webhook and no watcher, so the latency is the wait for the next poll (uniform in
+0..interval) plus the same deploy time.
 """
 
 from __future__ import annotations
@@ -50,13 +51,15 @@ def _secret_file(path: Path, text: str) -> Path:
     return path
 
 
-def _config(work: Path, rest_url: str, repo: Path, poll_s: float, token: str, secret: str) -> Path:
+def _config(
+    work: Path, rest_url: str, repo: Path, poll_s: float, token: str, secret: str, watch: bool
+) -> Path:
     state = work / "state"
     generate_key_file(state / "audit.key")
     config = {
         "state_dir": str(state),
         "clusters": {"default": {"url": rest_url}},
-        "git": {"url": str(repo), "poll_interval_s": poll_s, "poll_jitter_s": 0.0},
+        "git": {"url": str(repo), "poll_interval_s": poll_s, "poll_jitter_s": 0.0, "watch": watch},
         "audit": {"key_file": str(state / "audit.key")},
         "http": {
             "port": 0,
@@ -98,16 +101,18 @@ def _rate(repo: Path, n: int) -> dict[str, str]:
     return {FILE: text[:start] + f'args: ["{JOB}", "{5 + n}' + text[end:]}
 
 
-def _session(cluster: LocalFlinkCluster, work: Path, poll_s: float, samples: int, hook: bool) -> list[Any]:
+def _session(
+    cluster: LocalFlinkCluster, work: Path, poll_s: float, samples: int, hook: bool, watch: bool
+) -> list[Any]:
     work.mkdir()
     repo = work / "repo"
     seed_repository(ROOT / "example-repo", repo, message="example jobs")
     token, secret = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    config = _config(work, cluster.rest_url, repo, poll_s, token, secret)
+    config = _config(work, cluster.rest_url, repo, poll_s, token, secret, watch)
     out: list[dict[str, float]] = []
     with daemon(config, work / "daemon.log") as proc, FlinkClient(cluster.rest_url, name="bench") as flink:
         api = Api(_api_url(work / "daemon.log"), token)
-        if hook:
+        if hook or watch:
             _webhook(api.base, secret)  # the first deploy, without waiting an hour
         wait_for("the example jobs", lambda: api.jobs() if _all_stable(api) else None, proc)
         for n in range(1, samples + 1):
@@ -133,13 +138,14 @@ def _session(cluster: LocalFlinkCluster, work: Path, poll_s: float, samples: int
 
             wait_for("stable", stable, proc)
             out.append({"running_s": round(running, 2), "stable_s": round(time.monotonic() - committed, 2)})
-            print(f"  {'webhook' if hook else f'poll {poll_s:g} s'} sample {n}: {out[-1]}", flush=True)
+            print(f"  {work.name} sample {n}: {out[-1]}", flush=True)
     return out
 
 
 def _all_stable(api: Api) -> bool:
     jobs = api.jobs()
-    return bool(jobs) and all(j["state"] == "stable" for n, j in jobs.items() if n != "daily-report")
+    streaming = {"orders-enricher", "payments-fraud-score", JOB, "inventory-sync"}
+    return streaming <= set(jobs) and all(jobs[n]["state"] == "stable" for n in streaming)
 
 
 def _summary(samples: list[dict[str, float]], key: str) -> dict[str, float]:
@@ -155,9 +161,14 @@ def main() -> None:
     home = ensure_flink(DEFAULT_VERSION)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:
-        for label, poll_s, hook in (("webhook", 3600.0, True), (f"poll_{args.poll:g}s", args.poll, False)):
+        modes = (
+            ("webhook", 3600.0, True, False),
+            ("watcher", 3600.0, False, True),
+            (f"poll_{args.poll:g}s", args.poll, False, False),
+        )
+        for label, poll_s, hook, watch in modes:
             with LocalFlinkCluster(home, Path(tmp) / f"cluster-{label}", slots=8) as cluster:
-                samples = _session(cluster, Path(tmp) / label, poll_s, args.samples, hook)
+                samples = _session(cluster, Path(tmp) / label, poll_s, args.samples, hook, watch)
             results[label] = {
                 "running_s": _summary(samples, "running_s"),
                 "stable_s": _summary(samples, "stable_s"),
