@@ -6,7 +6,8 @@ stderr, the test systemd itself documents), text otherwise. Both show the
 job, cluster and commit the line is about when the code logging it runs under
 ``logger.contextualize`` (``execute.cycle`` binds them around a cycle, an
 action and an observation). A JSON line holds ts, level, logger, message, the
-bound scalar extras and, for an exception, its traceback. Messages are written
+bound scalar extras and, for an exception, its traceback. The standard library's records
+(uvicorn's, at its default level WARNING) go through loguru too. Messages are written
 as the code composed them: secrets are kept out at the source (``SecretRef``
 never formats its value; URLs are shown through ``redact_url``). Neighbours:
 ``cli`` (the global options), ``execute.cycle`` (the bound context).
@@ -15,6 +16,7 @@ never formats its value; URLs are shown through ``redact_url``). Neighbours:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import traceback
@@ -36,8 +38,8 @@ def under_journald(stream: TextIO | None = None) -> bool:
     """True when ``stream`` (default stderr) is the journal stream systemd gave this service."""
     value = os.environ.get("JOURNAL_STREAM", "")
     dev, sep, ino = value.partition(":")
-    if not (sep and dev.isdigit() and ino.isdigit()):
-        return False
+    if not (sep and dev.isascii() and dev.isdigit() and ino.isascii() and ino.isdigit()):
+        return False  # garbage (a superscript digit is isdigit() but no int): not the journal
     try:
         st = os.fstat((stream or sys.stderr).fileno())
     except (OSError, ValueError, AttributeError):
@@ -98,6 +100,28 @@ class _JsonSink:
         self.stream.flush()
 
 
+class _ToLoguru(logging.Handler):
+    """The standard library's records (uvicorn's "Invalid HTTP request received.", warnings and up
+    as before) through loguru, so that under journald they too are JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+
+        def named(r: Record) -> None:
+            r["name"] = record.name
+
+        logger.patch(named).opt(exception=record.exc_info).log(level, "{}", record.getMessage())
+
+
+def _route_stdlib() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(h, _ToLoguru) for h in root.handlers):
+        root.addHandler(_ToLoguru())
+
+
 def resolve(fmt: LogFormat, stream: TextIO | None = None) -> Literal["text", "json"]:
     if fmt == "auto":
         return "json" if under_journald(stream) else "text"
@@ -113,4 +137,5 @@ def configure(level: str, fmt: LogFormat) -> Literal["text", "json"]:
         logger.add(_JsonSink(stream), level=level, format="{message}", backtrace=False, diagnose=False)
     else:
         logger.add(stream, level=level, format=_text_format, diagnose=False)
+    _route_stdlib()
     return chosen
