@@ -1,0 +1,60 @@
+"""Hostile input to issue 10's interfaces through the real CLI (a subprocess where the argv bytes
+matter, click's runner in-process otherwise): numbers in the config that are no numbers (NaN,
+infinity, negative timeouts). Each is a clear one-line answer (exit 2 for an error, nothing
+changed) and never a traceback. The pause and window basics are in test_pause_cli.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cli.clirun import cli
+from tests.cli.test_pause_cli import run as invoke
+
+#: (config, the key path and words the error must name)
+NOT_NUMBERS: dict[str, tuple[dict[str, Any], str]] = {
+    "window-nan": (
+        {"sync": {"windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration_s": float("nan")}]}},
+        "sync.windows.0.duration_s: Input should be a finite number",
+    ),
+    "busy-timeout-nan": (
+        {"store": {"busy_timeout_s": float("nan")}},
+        "store.busy_timeout_s: Input should be a finite",
+    ),
+    "busy-timeout-negative": (
+        {"store": {"busy_timeout_s": -1}},
+        "store.busy_timeout_s: Input should be greater than 0",
+    ),
+    "lease-infinite": (
+        {"store": {"lease_ttl_s": float("inf")}},
+        "store.lease_ttl_s: Input should be a finite number",
+    ),
+    "request-timeout-zero": (
+        {"clusters": {"default": {"request_timeout_s": 0}}},
+        "clusters.default.request_timeout_s: Input should be greater than 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_NUMBERS), ids=list(NOT_NUMBERS))
+def test_a_number_that_is_no_number_is_a_config_error_naming_the_key(tmp_path: Path, case: str) -> None:
+    data, expected = NOT_NUMBERS[case]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"), **data}))
+    result = invoke(tmp_path / "state", "pause", "orders", config=config)
+    assert result.exit_code == 2, result.output
+    assert f"{config}: invalid config: {expected}" in result.output
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_number_from_the_environment_that_is_nan_names_its_variable(tmp_path: Path) -> None:
+    result = cli("status", home=tmp_path, env={"FLINK_GITOPS_STORE__BUSY_TIMEOUT_S": "nan"})
+    result.assert_clean()
+    assert result.code == 2
+    assert (
+        "store.busy_timeout_s: Input should be a finite number (set by FLINK_GITOPS_STORE__BUSY_TIMEOUT_S)"
+        in (result.err)
+    )
