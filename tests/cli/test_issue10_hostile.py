@@ -1,18 +1,55 @@
 """Hostile input to issue 10's interfaces through the real CLI (a subprocess where the argv bytes
-matter, click's runner in-process otherwise): numbers in the config that are no numbers (NaN,
-infinity, negative timeouts). Each is a clear one-line answer (exit 2 for an error, nothing
-changed) and never a traceback. The pause and window basics are in test_pause_cli.py."""
+matter, click's runner in-process otherwise): job names and reasons that are not UTF-8
+(surrogateescape argv), numbers in the config that are no numbers (NaN, infinity, negative
+timeouts). Each is a clear one-line answer (exit 2 for an error, nothing changed) and never a
+traceback. The pause and window basics are in test_pause_cli.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.cli.clirun import cli
+from tests.cli.clirun import Run, cli
+from tests.cli.test_pause_cli import audit_actions, state, status_json
 from tests.cli.test_pause_cli import run as invoke
+
+__all__ = ["state"]  # the fixture, shared with test_pause_cli
+
+NOT_UTF8 = os.fsdecode(b"bad\xffname")  # what Python makes of a non-UTF-8 argv byte
+
+
+def run(state: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    result = cli(*args, home=state.parent, env={"FLINK_GITOPS_STATE_DIR": str(state), **(env or {})})
+    result.assert_clean()
+    return result
+
+
+def test_a_job_name_that_is_not_utf8_is_an_unknown_job(state: Path) -> None:
+    result = run(state, "pause", NOT_UTF8)  # the real argv bytes
+    assert result.code == 2, result.out + result.err
+    assert "no job named 'bad\\udcffname' is recorded" in result.err
+    for command in ("resume", "savepoint", "history"):
+        again = invoke(state, command, NOT_UTF8)
+        assert again.exit_code == 2, again.output
+        assert "no job named 'bad\\udcffname' is recorded" in again.output
+    assert audit_actions(state) == []
+
+
+def test_a_reason_that_is_not_utf8_is_kept_with_replacement_characters(state: Path) -> None:
+    result = run(state, "pause", "orders", "--reason", f"why {NOT_UTF8} \x1b[31mred")
+    assert result.code == 0, result.out + result.err
+    assert "job orders paused" in result.out
+    assert audit_actions(state) == [("job.pause", "orders", "intent"), ("job.pause", "orders", "succeeded")]
+    reason = status_json(state)["orders"]["hold"]["reason"]
+    assert reason.endswith(": why bad\ufffdname \x1b[31mred")  # JSON output: escaped by json
+    table = run(state, "status", env={"COLUMNS": "300"})
+    assert "\x1b" not in table.out  # the table shows it escaped
+    assert "\\x1b[31mred" in table.out
+
 
 #: (config, the key path and words the error must name)
 NOT_NUMBERS: dict[str, tuple[dict[str, Any], str]] = {
