@@ -270,7 +270,8 @@ class SyncWindowConfig(_Section):
     #: when the window opens: a 5-field cron expression, UTC (``flink_gitops.cron``). Required.
     schedule: str
     #: how long it stays open after each fire time, seconds, > 0 and at most a year. Required.
-    duration_s: float = Field(gt=0, le=MAX_WINDOW_S)
+    #: A number: "3600" (a string) or true is refused, not read as 3600 or 1 second.
+    duration_s: float = Field(gt=0, le=MAX_WINDOW_S, strict=True)
     #: job names or fnmatch globs (``orders-*``) it applies to. Default none.
     jobs: list[str] = Field(default_factory=list)
     #: labels (metadata.labels) a job must all carry for it to apply. Default none. With neither

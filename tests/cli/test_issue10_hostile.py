@@ -57,6 +57,14 @@ NOT_NUMBERS: dict[str, tuple[dict[str, Any], str]] = {
         {"sync": {"windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration_s": float("nan")}]}},
         "sync.windows.0.duration_s: Input should be a finite number",
     ),
+    "window-string": (
+        {"sync": {"windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration_s": "3600"}]}},
+        "sync.windows.0.duration_s: Input should be a valid number",
+    ),
+    "window-bool": (
+        {"sync": {"windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration_s": True}]}},
+        "sync.windows.0.duration_s: Input should be a valid number",
+    ),
     "busy-timeout-nan": (
         {"store": {"busy_timeout_s": float("nan")}},
         "store.busy_timeout_s: Input should be a finite",
