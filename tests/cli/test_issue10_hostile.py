@@ -36,6 +36,9 @@ def test_a_job_name_that_is_not_utf8_is_an_unknown_job(state: Path) -> None:
         again = invoke(state, command, NOT_UTF8)
         assert again.exit_code == 2, again.output
         assert "no job named 'bad\\udcffname' is recorded" in again.output
+    for flag in ("--job", "--action", "--outcome"):  # the search tag of a name no record has
+        shown = invoke(state, "audit", "show", flag, NOT_UTF8)
+        assert shown.exit_code == 0, shown.output
     assert audit_actions(state) == []
 
 
