@@ -152,12 +152,14 @@ def test_the_standard_librarys_records_are_json_lines_too(json_logs: pytest.Capt
             assert s.recv(100).startswith(b"HTTP/1.1 400")  # logged before it answered
     finally:
         server.stop()
+    logger.warning("a proxy said: Authorization: Bearer {} refused", OPERATOR)
     logging.getLogger("some.library").warning("two\nlines and \x1b[31m an escape \u2028")
     err = json_logs.readouterr().err
     lines = [json.loads(line) for line in err.split("\n")[:-1]]  # every line one JSON object
     uvicorn = [(d["level"], d["message"]) for d in lines if d["logger"] == "uvicorn.error"]
     assert uvicorn == [("WARNING", "Invalid HTTP request received.")], err
     assert lines[-1]["message"] == "two\nlines and \x1b[31m an escape \u2028"
+    assert lines[-2]["message"] == "a proxy said: Authorization: Bearer [redacted] refused"
     assert OPERATOR not in err
 
 
@@ -169,3 +171,26 @@ def test_a_garbage_journal_stream_is_not_journald(
     monkeypatch.setenv("JOURNAL_STREAM", value)
     with (tmp_path / "err").open("w") as stream:
         assert logs.under_journald(stream) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Authorization: Bearer s3cr3t-bearer-token-value", "Authorization: Bearer [redacted]"),
+        ("basic dXNlcjpwYXNz=", "basic [redacted]"),
+        ("BEARER abc.def-ghi_jkl, then", "BEARER [redacted], then"),
+        ("a bearer token is required", "a bearer token is required"),
+        ("Basic Authentication is off", "Basic Authentication is off"),
+        ("no credential here", "no credential here"),
+    ],
+)
+def test_what_looks_like_a_credential_is_redacted_in_every_format(
+    json_logs: pytest.CaptureFixture[str], text: str, shown: str
+) -> None:
+    logs.configure("INFO", "text")
+    logger.info("{}", text)
+    logs.configure("INFO", "json")
+    logger.info("{}", text)
+    text_line, json_line = json_logs.readouterr().err.splitlines()
+    assert text_line.endswith(f" - {shown}")
+    assert json.loads(json_line)["message"] == shown

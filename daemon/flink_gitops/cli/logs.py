@@ -6,11 +6,13 @@ stderr, the test systemd itself documents), text otherwise. Both show the
 job, cluster and commit the line is about when the code logging it runs under
 ``logger.contextualize`` (``execute.cycle`` binds them around a cycle, an
 action and an observation). A JSON line holds ts, level, logger, message, the
-bound scalar extras and, for an exception, its traceback. The standard library's records
-(uvicorn's, at its default level WARNING) go through loguru too. Messages are written
-as the code composed them: secrets are kept out at the source (``SecretRef``
-never formats its value; URLs are shown through ``redact_url``). Neighbours:
-``cli`` (the global options), ``execute.cycle`` (the bound context).
+bound scalar extras and, for an exception, its traceback. The standard
+library's records (uvicorn's, at its default level WARNING) go through loguru
+too. Messages are written as the code composed them: secrets are kept out at
+the source (``SecretRef`` never formats its value; URLs are shown through
+``redact_url``); as a last line of defence, what looks like a bearer or basic
+credential in a message is redacted (``secrets.redact_credentials``).
+Neighbours: ``cli`` (the global options), ``execute.cycle`` (the bound context).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from loguru import logger
+
+from flink_gitops.secrets import redact_credentials
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -128,11 +132,16 @@ def resolve(fmt: LogFormat, stream: TextIO | None = None) -> Literal["text", "js
     return fmt
 
 
+def _redact(record: Record) -> None:
+    record["message"] = redact_credentials(record["message"])
+
+
 def configure(level: str, fmt: LogFormat) -> Literal["text", "json"]:
     """Point loguru at stderr in ``fmt`` at ``level``; the format chosen."""
     stream = sys.stderr
     chosen = resolve(fmt, stream)
     logger.remove()
+    logger.configure(patcher=_redact)
     if chosen == "json":
         logger.add(_JsonSink(stream), level=level, format="{message}", backtrace=False, diagnose=False)
     else:
