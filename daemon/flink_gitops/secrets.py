@@ -4,19 +4,38 @@ A :class:`SecretRef` names where a secret lives (``file: /etc/...`` or
 ``credential: name`` for ``$CREDENTIALS_DIRECTORY/name`` under systemd's
 LoadCredential=). :func:`read_secret` returns a :class:`Secret`, whose repr and
 str never show the value, so it cannot leak into logs, errors or the audit
-trail by accident. Neighbours: settings (declares the refs), the Flink client,
-the Git source, the store and the audit keys (read them).
+trail by accident; :func:`redact_credentials` hides what looks like an HTTP
+credential in text from outside (an error page, a log line). Neighbours:
+settings (declares the refs), the Flink client, the Git source, the store and
+the audit keys (read them).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from flink_gitops.errors import ConfigError
+
+#: an HTTP credential as text quotes it: ``Bearer <token>`` / ``Basic <base64>`` (a proxy's error
+#: page echoing the request's Authorization header, a library's message).
+_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{6,})")
+
+
+def _hide(m: re.Match[str]) -> str:
+    value = m.group(3)
+    if value.isalpha() and (value.islower() or value.istitle() or value.isupper()):
+        return m.group(0)  # a word ("Basic Authentication"), not a credential
+    return f"{m.group(1)}{m.group(2)}[redacted]"
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with what looks like a bearer or basic credential replaced by ``[redacted]``."""
+    return _CREDENTIAL.sub(_hide, text)
 
 
 class Secret:

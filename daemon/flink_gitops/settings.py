@@ -34,7 +34,8 @@ from flink_gitops.secrets import SecretRef
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are no number of seconds (NaN passes every bound; inf: a lease never ends)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ClusterAuth(_Section):
@@ -86,19 +87,19 @@ class ClusterConfig(_Section):
     auth: ClusterAuth = Field(default_factory=ClusterAuth)
     tls: ClusterTls = Field(default_factory=ClusterTls)
     #: per-request timeout, seconds. Default 10.
-    request_timeout_s: float = 10.0
+    request_timeout_s: float = Field(10.0, gt=0)
     #: tries for idempotent calls (GETs, polls), including the first. Default 4.
     max_attempts: int = 4
     #: first backoff delay, seconds; doubles each try with full jitter. Default 0.5.
-    backoff_initial_s: float = 0.5
+    backoff_initial_s: float = Field(0.5, ge=0)
     #: backoff ceiling, seconds. Default 10.
-    backoff_max_s: float = 10.0
+    backoff_max_s: float = Field(10.0, ge=0)
     #: consecutive failures that open the circuit breaker. Default 5.
     breaker_threshold: int = 5
     #: how long an open breaker stays open before a trial call, seconds. Default 30.
-    breaker_reset_s: float = 30.0
+    breaker_reset_s: float = Field(30.0, ge=0)
     #: how long to wait for a savepoint / stop operation, seconds. Default 600.
-    savepoint_timeout_s: float = 600.0
+    savepoint_timeout_s: float = Field(600.0, gt=0)
     #: cap on the summed parallelism of our live jobs on this cluster, in slots (a start that
     #: would pass it waits; one that alone needs more is refused); null = no cap. Default null.
     max_total_parallelism: int | None = Field(None, ge=1)
@@ -158,7 +159,7 @@ class GitConfig(_Section):
     #: up to this many seconds of random delay added to each scheduled poll (spreads replicas), default 1.
     poll_jitter_s: float = Field(1.0, ge=0)
     #: timeout for one fetch, seconds. Default 60.
-    fetch_timeout_s: float = 60.0
+    fetch_timeout_s: float = Field(60.0, gt=0)
     #: a repository on local disk (``run --repo DIR``, or a git.url that is a path or file://) is
     #: watched: a change or commit triggers a cycle at once (read at start). Default true.
     watch: bool = True
@@ -195,7 +196,7 @@ class StoreConfig(_Section):
     max_clusters_per_instance: int | None = Field(None, ge=1)
     #: how long a write waits for the database lock (SQLite busy_timeout) and a connection
     #: attempt waits (PostgreSQL connect_timeout), seconds. Default 30.
-    busy_timeout_s: float = 30.0
+    busy_timeout_s: float = Field(30.0, gt=0)
 
 
 class AuditConfig(_Section):
@@ -208,9 +209,9 @@ class AuditConfig(_Section):
     #: command that prints the key material (a KMS CLI); run without a shell.
     key_command: list[str] | None = None
     #: how long the key command may run, seconds. Default 30.
-    key_command_timeout_s: float = 30.0
+    key_command_timeout_s: float = Field(30.0, gt=0)
     #: rotate the data key automatically after this many days; null = never. Default null.
-    max_key_age_days: float | None = None
+    max_key_age_days: float | None = Field(None, gt=0)
     #: file holding the signed chain head outside the database; default <state_dir>/audit.head.
     #: Several hosts appending to one PostgreSQL store must share it (or run ``audit accept-head``
     #: after a failover): a head file more than one record behind stops appends.
@@ -269,7 +270,8 @@ class SyncWindowConfig(_Section):
     #: when the window opens: a 5-field cron expression, UTC (``flink_gitops.cron``). Required.
     schedule: str
     #: how long it stays open after each fire time, seconds, > 0 and at most a year. Required.
-    duration_s: float = Field(gt=0, le=MAX_WINDOW_S)
+    #: A number: "3600" (a string) or true is refused, not read as 3600 or 1 second.
+    duration_s: float = Field(gt=0, le=MAX_WINDOW_S, strict=True)
     #: job names or fnmatch globs (``orders-*``) it applies to. Default none.
     jobs: list[str] = Field(default_factory=list)
     #: labels (metadata.labels) a job must all carry for it to apply. Default none. With neither
@@ -387,7 +389,11 @@ class Settings(BaseSettings):
     """All of the daemon's settings."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FLINK_GITOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="FLINK_GITOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
     )
 
     #: directory for the database, the Git cache, the audit head and keys. Default ./state.

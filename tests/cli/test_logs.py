@@ -4,9 +4,12 @@ job, cluster and commit shown in both; never a secret."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,79 @@ def test_bound_context_shows_in_both_formats() -> None:
     assert "job" not in json.loads(records[1])
     assert "[orders@x 1a2b3c4d] stopping job with {braces} <b>" in texts[0]
     assert "[" not in texts[1].split(" - ", 1)[1]
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    """The CLI's JSON logging, configured by the test (onto capsys's stderr of the call phase)."""
+    try:
+        yield capsys
+    finally:
+        logger.remove()
+        logger.add(sys.stderr)
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if type(h).__name__ == "_ToLoguru"]:
+            root.removeHandler(handler)
+
+
+def test_the_standard_librarys_records_are_json_lines_too(json_logs: pytest.CaptureFixture[str]) -> None:
+    """uvicorn's "Invalid HTTP request received." came out as a bare text line under journald."""
+    from flink_gitops.secrets import Secret
+    from flink_gitops.service.api import ApiServer, TokenBook, create_app, hash_token
+    from flink_gitops.settings import HttpConfig
+    from tests.service.test_api import OPERATOR, FakeControl, FakeReadModel
+
+    logs.configure("INFO", "json")
+    book = TokenBook.parse(f"operator:{hash_token(OPERATOR)}", "t")
+    app = create_app(FakeReadModel(), print, tokens=book, webhook_secret=Secret(b"s"), control=FakeControl())
+    server = ApiServer(app, HttpConfig(port=0))
+    server.start()
+    garbage = b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + OPERATOR.encode() + b"\r\n\x01\r\n\r\n"
+    try:
+        with socket.create_connection((server.host, server.port), timeout=10) as s:
+            s.sendall(garbage)
+            assert s.recv(100).startswith(b"HTTP/1.1 400")  # logged before it answered
+    finally:
+        server.stop()
+    logger.warning("a proxy said: Authorization: Bearer {} refused", OPERATOR)
+    logging.getLogger("some.library").warning("two\nlines and \x1b[31m an escape \u2028")
+    err = json_logs.readouterr().err
+    lines = [json.loads(line) for line in err.split("\n")[:-1]]  # every line one JSON object
+    uvicorn = [(d["level"], d["message"]) for d in lines if d["logger"] == "uvicorn.error"]
+    assert uvicorn == [("WARNING", "Invalid HTTP request received.")], err
+    assert lines[-1]["message"] == "two\nlines and \x1b[31m an escape \u2028"
+    assert lines[-2]["message"] == "a proxy said: Authorization: Bearer [redacted] refused"
+    assert OPERATOR not in err
+
+
+@pytest.mark.parametrize("value", ["²:1", "1:²", "1:2:3", ":", "abc", "-1:-1", "1 :2", ""])
+def test_a_garbage_journal_stream_is_not_journald(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """'²' is str.isdigit() but no int: it crashed every command before it started."""
+    monkeypatch.setenv("JOURNAL_STREAM", value)
+    with (tmp_path / "err").open("w") as stream:
+        assert logs.under_journald(stream) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Authorization: Bearer s3cr3t-bearer-token-value", "Authorization: Bearer [redacted]"),
+        ("basic dXNlcjpwYXNz=", "basic [redacted]"),
+        ("BEARER abc.def-ghi_jkl, then", "BEARER [redacted], then"),
+        ("a bearer token is required", "a bearer token is required"),
+        ("Basic Authentication is off", "Basic Authentication is off"),
+        ("no credential here", "no credential here"),
+    ],
+)
+def test_what_looks_like_a_credential_is_redacted_in_every_format(
+    json_logs: pytest.CaptureFixture[str], text: str, shown: str
+) -> None:
+    logs.configure("INFO", "text")
+    logger.info("{}", text)
+    logs.configure("INFO", "json")
+    logger.info("{}", text)
+    text_line, json_line = json_logs.readouterr().err.splitlines()
+    assert text_line.endswith(f" - {shown}")
+    assert json.loads(json_line)["message"] == shown

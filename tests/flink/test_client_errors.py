@@ -536,6 +536,22 @@ def test_credentials_over_plain_http_are_refused_unless_allowed(tmp_path: Path, 
     assert ClusterAuth().allow_plain_http is False
 
 
+@pytest.mark.parametrize("scheme", ["Bearer", "Basic", "bearer"])
+def test_a_proxy_page_echoing_our_authorization_header_does_not_put_it_in_the_error(
+    clock: FakeClock, scheme: str
+) -> None:
+    """A misconfigured proxy that quotes the request's headers in its error page."""
+    fake = Fake()
+    page = f"Authorization: {scheme} {TOKEN} is not accepted here\n<html>..."
+    fake.on("GET", f"/jobs/{JOB}", httpx.Response(403, text=page), httpx.Response(502, text=page))
+    with client(fake, clock, attempts=1) as c:
+        for _ in range(2):
+            with pytest.raises(FlinkGitOpsError) as info:
+                c.job(JOB)
+            assert TOKEN not in str(info.value)
+            assert f"{scheme} [redacted] is not accepted here" in str(info.value)
+
+
 # --- logging: silent as a library ----------------------------------------
 
 _LIBRARY_USE = """

@@ -95,3 +95,10 @@ def test_pauses_survive_a_reopen(store_target: StoreTarget, clock: FakeClock) ->
         assert [(p.scope, p.reason) for p in second.pauses.all()] == [("orders", "kept")]
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("name", ["bad\udcffname", "a\x00b", "\ud800"])
+def test_reading_by_a_name_no_row_could_hold_finds_nothing(store: Store, name: str) -> None:
+    """A non-UTF-8 argv (surrogateescape) or a JSON escape is no job: None, not a driver error."""
+    assert store.jobs.get(name) is None
+    assert store.pauses.get(name) is None

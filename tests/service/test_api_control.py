@@ -38,9 +38,9 @@ class Served:
     url: str
     daemon: Daemon
 
-    def post(self, path: str, **kw: Any) -> httpx.Response:
+    def post(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
         with httpx.Client(base_url=self.url, timeout=10) as c:
-            return c.post(path, headers=AUTH, **kw)
+            return c.post(path, headers=AUTH | (headers or {}), **kw)
 
     def get(self, path: str) -> httpx.Response:
         with httpx.Client(base_url=self.url, timeout=10) as c:
@@ -207,3 +207,45 @@ def test_a_job_glob_that_matches_nothing_is_warned_about_once(world: World) -> N
     warned = [m for m in messages if "matches no job" in m]
     assert len(warned) == 1
     assert "jobs entry 'pay*' matches no job" in warned[0]
+
+
+#: bodies of a pause request that are refused (4xx, nothing changed): (body, content type, status)
+BAD_PAUSE_BODIES: dict[str, tuple[bytes, str, int]] = {
+    "not-json": (b"{", "application/json", 422),
+    "not-utf8": (b'{"reason":"\xff"}', "application/json", 400),
+    "a-list": (b'["x"]', "application/json", 422),
+    "a-string": (b'"x"', "application/json", 422),
+    "reason-null": (b'{"reason": null}', "application/json", 422),
+    "reason-number": (b'{"reason": 5}', "application/json", 422),
+    "misspelt-key": (b'{"reson": "x"}', "application/json", 422),
+    "text-plain": (b"pause please", "text/plain", 422),
+    "deep": (b'{"reason":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400),
+    "2mb": (b'{"reason":"' + b"x" * 2_000_000 + b'"}', "application/json", 413),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PAUSE_BODIES), ids=list(BAD_PAUSE_BODIES))
+def test_a_bad_pause_body_is_a_4xx_and_changes_nothing(world: World, serve: Any, case: str) -> None:
+    body, kind, status = BAD_PAUSE_BODIES[case]
+    api = serve(world.rec)
+    for path in ("/api/v1/jobs/orders/pause", "/api/v1/pause"):
+        r = api.post(path, content=body, headers={"Content-Type": kind})
+        assert r.status_code == status, (path, r.status_code, r.text[:300])
+        assert "detail" in r.json()
+        assert TOKEN not in r.text
+    assert world.store.pauses.all() == []
+    assert actions(world) == []
+
+
+def test_a_reason_with_a_lone_surrogate_or_nul_is_kept_with_replacement_characters(
+    world: World, serve: Any
+) -> None:
+    """JSON can escape what UTF-8 cannot hold: it used to fail the audit record (503)."""
+    api = serve(world.rec)
+    body = b'{"reason": "a\\ud800b\\u0000c"}'
+    r = api.post("/api/v1/jobs/orders/pause", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["reason"] == "a\ufffdb\ufffdc"
+    assert world.store.pauses.get("orders") is not None
+    assert [(a, o) for a, _j, o, _ in actions(world)] == [("job.pause", "intent"), ("job.pause", "succeeded")]
+    assert next(iter(world.audit.records())).event.details == {"reason": "a\ufffdb\ufffdc"}

@@ -6,15 +6,19 @@ stderr, the test systemd itself documents), text otherwise. Both show the
 job, cluster and commit the line is about when the code logging it runs under
 ``logger.contextualize`` (``execute.cycle`` binds them around a cycle, an
 action and an observation). A JSON line holds ts, level, logger, message, the
-bound scalar extras and, for an exception, its traceback. Messages are written
-as the code composed them: secrets are kept out at the source (``SecretRef``
-never formats its value; URLs are shown through ``redact_url``). Neighbours:
-``cli`` (the global options), ``execute.cycle`` (the bound context).
+bound scalar extras and, for an exception, its traceback. The standard
+library's records (uvicorn's, at its default level WARNING) go through loguru
+too. Messages are written as the code composed them: secrets are kept out at
+the source (``SecretRef`` never formats its value; URLs are shown through
+``redact_url``); as a last line of defence, what looks like a bearer or basic
+credential in a message is redacted (``secrets.redact_credentials``).
+Neighbours: ``cli`` (the global options), ``execute.cycle`` (the bound context).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import traceback
@@ -22,6 +26,8 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from loguru import logger
+
+from flink_gitops.secrets import redact_credentials
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -36,8 +42,8 @@ def under_journald(stream: TextIO | None = None) -> bool:
     """True when ``stream`` (default stderr) is the journal stream systemd gave this service."""
     value = os.environ.get("JOURNAL_STREAM", "")
     dev, sep, ino = value.partition(":")
-    if not (sep and dev.isdigit() and ino.isdigit()):
-        return False
+    if not (sep and dev.isascii() and dev.isdigit() and ino.isascii() and ino.isdigit()):
+        return False  # garbage (a superscript digit is isdigit() but no int): not the journal
     try:
         st = os.fstat((stream or sys.stderr).fileno())
     except (OSError, ValueError, AttributeError):
@@ -98,10 +104,36 @@ class _JsonSink:
         self.stream.flush()
 
 
+class _ToLoguru(logging.Handler):
+    """The standard library's records (uvicorn's "Invalid HTTP request received.", warnings and up
+    as before) through loguru, so that under journald they too are JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+
+        def named(r: Record) -> None:
+            r["name"] = record.name
+
+        logger.patch(named).opt(exception=record.exc_info).log(level, "{}", record.getMessage())
+
+
+def _route_stdlib() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(h, _ToLoguru) for h in root.handlers):
+        root.addHandler(_ToLoguru())
+
+
 def resolve(fmt: LogFormat, stream: TextIO | None = None) -> Literal["text", "json"]:
     if fmt == "auto":
         return "json" if under_journald(stream) else "text"
     return fmt
+
+
+def _redact(record: Record) -> None:
+    record["message"] = redact_credentials(record["message"])
 
 
 def configure(level: str, fmt: LogFormat) -> Literal["text", "json"]:
@@ -109,8 +141,10 @@ def configure(level: str, fmt: LogFormat) -> Literal["text", "json"]:
     stream = sys.stderr
     chosen = resolve(fmt, stream)
     logger.remove()
+    logger.configure(patcher=_redact)
     if chosen == "json":
         logger.add(_JsonSink(stream), level=level, format="{message}", backtrace=False, diagnose=False)
     else:
         logger.add(stream, level=level, format=_text_format, diagnose=False)
+    _route_stdlib()
     return chosen

@@ -5,7 +5,8 @@ keeps observing and alerting (``plan.windows`` says what is held). Each call tha
 something writes its audit record first (``job.pause`` / ``job.resume``, or ``sync.pause`` /
 ``sync.resume`` for every job) through ``AuditTrail.guard``: no record, no change. Pausing what
 is paused, or resuming what is not, changes nothing, writes no record and says so. Pausing a
-job the store does not know is an error naming it; a reason is cut to ``MAX_REASON`` characters.
+job the store does not know is an error naming it; a reason is cut to ``MAX_REASON`` characters,
+its NUL and lone surrogates (a non-UTF-8 argv, a JSON escape) replaced by U+FFFD.
 Neighbours: ``record.store.pauses`` (the rows), ``execute.cycle`` (reads them every cycle),
 ``cli.pause`` and ``service.api`` (the callers).
 """
@@ -18,6 +19,7 @@ from flink_gitops.errors import PermanentError
 from flink_gitops.plan.windows import Pause
 from flink_gitops.record.audit import AuditEvent, AuditTrail
 from flink_gitops.record.store import GLOBAL_PAUSE, PauseRecord, Store
+from flink_gitops.record.store.base import text
 from flink_gitops.record.store.pauses import MAX_REASON
 from flink_gitops.specs.errors import quote
 
@@ -75,7 +77,7 @@ def pause(store: Store, audit: AuditTrail, job: str | None, reason: str, *, acto
     existing = store.pauses.get(scope)
     if existing is not None:
         return PauseOutcome(existing, changed=False)
-    kept = reason[:MAX_REASON]
+    kept = text(reason[:MAX_REASON]) or ""  # no NUL or lone surrogate (argv, JSON): the audit is JSON
     event = AuditEvent(
         action="job.pause" if job is not None else "sync.pause",
         actor=actor,

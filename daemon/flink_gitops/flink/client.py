@@ -79,7 +79,7 @@ from flink_gitops.flink.models import (
     last_cause,
 )
 from flink_gitops.flink.retry import RetryPolicy
-from flink_gitops.secrets import Secret, read_secret
+from flink_gitops.secrets import Secret, read_secret, redact_credentials
 from flink_gitops.settings import ClusterConfig, ClusterTls
 
 __all__ = ["Cancelled", "FlinkClient", "deterministic_job_id", "new_trigger_id"]
@@ -171,7 +171,8 @@ def _has_flink_errors(response: httpx.Response) -> bool:
 
 
 def _error_detail(response: httpx.Response) -> str:
-    """Flink's error text reduced to its real cause (the last ``Caused by:`` line), bounded."""
+    """Flink's error text reduced to its real cause (the last ``Caused by:`` line), bounded, with
+    anything that looks like a credential redacted."""
     try:
         body = response.json()
     except ValueError:
@@ -188,7 +189,7 @@ def _error_detail(response: httpx.Response) -> str:
             detail = cause or head
     else:
         detail = response.text.strip().splitlines()[0] if response.text.strip() else response.reason_phrase
-    return detail[:2000]
+    return redact_credentials(detail)[:2000]  # a proxy's page may echo our Authorization header
 
 
 class FlinkClient:

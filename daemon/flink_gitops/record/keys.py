@@ -127,7 +127,8 @@ class MasterKey:
         """HMAC-SHA256 search tag of ``value`` for ``field`` (domain-separated per field)."""
         cached = self._tag_cache.get((field, value))
         if cached is None:
-            msg = field.encode() + b"\x00" + value.encode("utf-8")
+            # surrogatepass: a lone surrogate (a non-UTF-8 argv) gets bytes no stored value has
+            msg = field.encode() + b"\x00" + value.encode("utf-8", "surrogatepass")
             cached = hmac.digest(self._tag_key, msg, hashlib.sha256)
             if len(self._tag_cache) >= _TAG_CACHE_SIZE:
                 self._tag_cache.clear()

@@ -44,7 +44,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from flink_gitops.errors import ConfigError, FlinkGitOpsError, TemporaryError
 from flink_gitops.execute import pauses
@@ -280,6 +280,8 @@ class SyncAccepted(BaseModel):
 
 
 class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt "reason" is 422, not a pause without one
+
     #: why (shown by status, recorded in the audit trail); cut to 1000 characters.
     reason: str = ""
 

@@ -9,12 +9,18 @@ repository's own). Editor temp files (``*.swp``, ``*~``, ``.#*``, vim's
 never news. A burst of changes is one call of the callback (watchfiles'
 debounce; ``Daemon.trigger`` coalesces what remains). The thread ends when
 :meth:`Watcher.stop` sets watchfiles' ``stop_event`` (on SIGTERM, the loop
-stops it). ``git.watch: false`` turns it off; the setting is read at start.
+stops it). Each real directory is watched on its own (:func:`watched_dirs`):
+symlinks are not followed (a link to ``/`` must not watch the whole disk), git
+objects are not watched, a new directory restarts the watch. An unreadable
+subdirectory is logged and left out; a watched directory that vanishes is
+logged and watched again once it is back (polling reports the missing
+repository meanwhile). ``git.watch: false`` turns it off; read at start.
 Neighbours: ``service.loop`` (starts it, ``Daemon.trigger``), ``settings.GitConfig``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +34,8 @@ from flink_gitops.settings import Settings
 #: watchfiles: wait this long without a new change before reporting (ms), at most ``DEBOUNCE_MS``.
 STEP_MS = 100
 DEBOUNCE_MS = 1600
+#: seconds between looks for a watched directory that vanished (the poll schedule goes on).
+VANISHED_WAIT_S = 5.0
 #: the refs a commit, a checkout or a push moves.
 _GIT_KEPT = ("refs", "packed-refs", "HEAD")
 
@@ -62,6 +70,34 @@ class RepoFilter:
             return bool(inner) and inner[0] in _GIT_KEPT
         return True
 
+    def may_hold_news(self, directory: Path) -> bool:
+        """Whether a change inside ``directory`` (below ``root``) could ever pass this filter."""
+        if "__pycache__" in directory.parts or any(
+            directory == e or directory.is_relative_to(e) for e in self.exclude
+        ):
+            return False
+        rel = directory.relative_to(self.root).parts
+        if self.git_dir:
+            return not rel or rel[0] == "refs"
+        if ".git" in rel:
+            inner = rel[rel.index(".git") + 1 :]
+            return not inner or inner[0] == "refs"
+        return True
+
+
+def watched_dirs(watch_filter: RepoFilter) -> list[Path]:
+    """The real directories under the filter's root that may hold news, symlinks not followed (a
+    link to ``/`` in the repo must not make us watch the whole file system)."""
+    root = watch_filter.root
+    found = [root]
+    for dirpath, dirnames, _files in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        dirnames[:] = [
+            d for d in dirnames if not os.path.islink(base / d) and watch_filter.may_hold_news(base / d)
+        ]
+        found.extend(base / d for d in dirnames)
+    return found
+
 
 def local_repo(url: str) -> Path | None:
     """The directory of a ``git.url`` that is a local path or a file:// URL (None: a remote)."""
@@ -84,11 +120,23 @@ def git_dir_of(repo: Path) -> Path | None:
     return None
 
 
+def _real_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
 class Watcher:
     """A thread calling ``on_change(why)`` once per burst of changes under ``root``."""
 
-    def __init__(self, root: Path, on_change: Callable[[str], None], watch_filter: RepoFilter) -> None:
+    def __init__(
+        self,
+        root: Path,
+        on_change: Callable[[str], None],
+        watch_filter: RepoFilter,
+        *,
+        vanished_wait_s: float = VANISHED_WAIT_S,
+    ) -> None:
         self.root = root
+        self.vanished_wait_s = vanished_wait_s
         self.on_change = on_change
         self.filter = watch_filter
         self._stop = threading.Event()
@@ -128,25 +176,57 @@ class Watcher:
 
     def _run(self) -> None:
         logger.info("watching {} for changes", self.root)
+        skip_denied = vanished = False
         try:
-            changes = watchfiles.watch(
-                self.root,
-                watch_filter=self.filter,
-                debounce=DEBOUNCE_MS,
-                step=STEP_MS,
-                stop_event=self._stop,
-                rust_timeout=1000,
-                yield_on_timeout=True,
-                raise_interrupt=False,
-            )
-            for batch in changes:
-                self.ready.set()
-                if batch and not self._stop.is_set():
-                    self.on_change(f"files changed: {self._describe(batch)}")
-        except (OSError, RuntimeError) as exc:  # the directory vanished, no inotify watches left
+            while not self._stop.is_set():
+                if not self.root.is_dir():  # gone (a re-clone?): wait for it, polling goes on
+                    vanished = True
+                    self.ready.set()
+                    self._stop.wait(self.vanished_wait_s)
+                    continue
+                if vanished:
+                    logger.info("file watcher: {} is back, watching it again", self.root)
+                    vanished = False
+                try:
+                    self._watch(skip_denied=skip_denied)
+                except FileNotFoundError:  # a directory went between the walk and the watch
+                    self._stop.wait(STEP_MS / 1000)
+                except PermissionError as exc:
+                    if skip_denied:
+                        raise
+                    logger.warning("file watcher: {}: watching the rest of {}", exc, self.root)
+                    skip_denied = True
+        except (OSError, RuntimeError) as exc:  # no inotify watches left, and the like
             logger.error("file watcher stopped: {}", exc)
         finally:
             self.ready.set()
+
+    def _watch(self, *, skip_denied: bool) -> None:
+        """Watch until stopped or until the root vanishes (then say so and return)."""
+        changes = watchfiles.watch(
+            *watched_dirs(self.filter),
+            watch_filter=self.filter,
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            stop_event=self._stop,
+            rust_timeout=1000,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+            ignore_permission_denied=skip_denied,
+            recursive=False,  # each directory on its own: watched_dirs did not follow symlinks
+        )
+        for batch in changes:
+            self.ready.set()
+            if self._stop.is_set():
+                return
+            if not self.root.is_dir():
+                logger.error("file watcher: {} vanished: watching again once it is back", self.root)
+                self.on_change(f"watched directory {self.root} vanished")
+                return
+            if batch:
+                self.on_change(f"files changed: {self._describe(batch)}")
+                if any(c == watchfiles.Change.added and _real_dir(p) for c, p in batch):
+                    return  # a new directory: watched from the next walk on
 
     def _describe(self, batch: set[tuple[watchfiles.Change, str]]) -> str:
         paths = sorted({str(Path(p).relative_to(self.root)) for _, p in batch})

@@ -53,6 +53,12 @@ def no_nul(**values: str | None) -> None:
             raise ValueError(f"{field} is not valid Unicode text (character {exc.start})") from exc
 
 
+def storable(value: str) -> bool:
+    """Whether ``value`` could be stored as an identifier (no NUL, no lone surrogate): a read by a
+    name that could not be stored (a non-UTF-8 argv, a JSON escape) finds nothing, not an error."""
+    return _UNSTORABLE.search(value) is None
+
+
 def aware(**values: datetime | None) -> None:
     """Refuse naive datetimes up front (a programming error, not a failed write)."""
     for field, value in values.items():

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from flink_gitops.record.store import tables as t
-from flink_gitops.record.store.base import Database, Tx, aware, no_nul, text
+from flink_gitops.record.store.base import Database, Tx, aware, no_nul, storable, text
 from flink_gitops.record.store.errors import JobConflict, UnknownJob
 from flink_gitops.record.store.records import (
     DEFAULT_LEASE,
@@ -305,6 +305,8 @@ class Jobs:
         self._db = db
 
     def get(self, name: str) -> JobRecord | None:
+        if not storable(name):
+            return None
         with self._db.read("cannot read job state") as conn:
             row = conn.execute(_select(name)).one_or_none()
         return None if row is None else job_record(row)

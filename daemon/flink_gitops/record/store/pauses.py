@@ -19,7 +19,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from flink_gitops.record.store import tables as t
-from flink_gitops.record.store.base import Database, no_nul, text
+from flink_gitops.record.store.base import Database, no_nul, storable, text
 from flink_gitops.record.store.errors import StoreWriteFailed
 from flink_gitops.record.store.records import PauseRecord
 
@@ -42,7 +42,8 @@ class Pauses:
         return [pause_record(r) for r in rows]
 
     def get(self, scope: str) -> PauseRecord | None:
-        no_nul(scope=scope)
+        if not storable(scope):
+            return None
         with self._db.read("cannot read the pauses") as conn:
             row = conn.execute(sa.select(t.pauses).where(t.pauses.c.scope == scope)).one_or_none()
         return None if row is None else pause_record(row)
