@@ -34,7 +34,7 @@ SEARCH_DAYS = 366 * 8 + 2
 def _value(text: str, field: str, low: int, high: int, names: tuple[str, ...]) -> int:
     if text in names:
         return names.index(text) + (1 if low == 1 else 0)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true, and int("٣") is 3
         raise ValueError(
             f"{field}: {text!r} is not a number" + (f" or a name ({names[0]}..)" if names else "")
         )

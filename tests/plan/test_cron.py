@@ -76,6 +76,8 @@ def test_latest_at_or_before_and_next_after_at_the_edges() -> None:
         ("*/0 * * * *", "step"),
         ("0 0 * * 8", "day of week: 8 is out of range"),
         ("0 0 * xyz *", "month: 'xyz' is not a number"),
+        ("\u00b2 0 * * *", "minute: '\u00b2' is not a number"),  # str.isdigit() says yes; int() no
+        ("\u0663 0 * * *", "minute: '\u0663' is not a number"),  # an Arabic-Indic 3: int() says 3
     ],
 )
 def test_bad_expressions_say_which_field(text: str, says: str) -> None:
