@@ -194,3 +194,25 @@ def test_what_looks_like_a_credential_is_redacted_in_every_format(
     text_line, json_line = json_logs.readouterr().err.splitlines()
     assert text_line.endswith(f" - {shown}")
     assert json.loads(json_line)["message"] == shown
+
+
+def test_a_traceback_quoting_a_credential_is_redacted_in_every_format(
+    json_logs: pytest.CaptureFixture[str],
+) -> None:
+    leaked = "s3cr3t-TOKEN-in-an-exception-0123"
+
+    def fail() -> None:
+        raise RuntimeError(f"upstream said: Authorization: Bearer {leaked}")
+
+    for fmt in ("text", "json"):
+        logs.configure("INFO", fmt)
+        try:
+            fail()
+        except RuntimeError:
+            logger.exception("cycle failed with an unexpected error")
+    out = json_logs.readouterr().err
+    assert leaked not in out
+    assert out.count("Authorization: Bearer [redacted]") == 2, out
+    (record,) = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert "RuntimeError" in record["exception"]
+    assert "_exc" not in record

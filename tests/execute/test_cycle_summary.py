@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from flink_gitops.execute.cycle import AUDIT_ABORT, ActionResult, CycleResult
+from flink_gitops.execute import pauses
+from flink_gitops.execute.cycle import AUDIT_ABORT, ActionResult, CycleResult, Reconciler
 from flink_gitops.flink.models import CheckpointStats
 from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.plan.model import ActionKind, DriftKind, JobReport, Plan, Status
@@ -145,3 +146,25 @@ def test_the_checkpoint_duration_is_read_from_flinks_stats() -> None:
     stats = CheckpointStats.model_validate({"latest": {"completed": {"id": 7, "end_to_end_duration": 1500}}})
     assert stats.latest_completed_duration_s == 1.5
     assert CheckpointStats.model_validate({}).latest_completed_duration_s is None
+
+
+class _PausedRightAfterThePlan(Reconciler):
+    """A pause that comes in after the plan read the pauses, before the job's action (a long cycle)."""
+
+    def holds(self, names: Any) -> Any:
+        found = super().holds(names)
+        pauses.pause(self.store, self.audit, "orders", "incident 42", actor="cli:bob")
+        return found
+
+
+def test_a_pause_during_the_cycle_stops_the_planned_action_and_is_said_as_paused(world: World) -> None:
+    world.rec.__class__ = _PausedRightAfterThePlan
+    before = len(world.savepoints())
+    result = world.cycle()  # a periodic savepoint was planned
+    assert [a.kind for a in result.plan.actions] == [ActionKind.SAVEPOINT]
+    done = result.results["orders"]
+    assert (done.ok, done.retry, done.held) == (False, True, True)
+    assert "paused" in done.message
+    assert "incident 42" in done.message
+    assert len(world.savepoints()) == before, "no savepoint was taken"
+    assert result.summary().startswith("0 in sync, 1 paused, 0 failed, 0 drifted")

@@ -78,6 +78,21 @@ def test_a_reload_keeps_the_leases_it_still_needs_and_releases_the_rest(
     assert _held(store) == {}, "a clean stop releases the rest"
 
 
+def test_a_reload_that_only_tunes_the_store_keeps_the_leases(tmp_path: Path, clock: FakeClock) -> None:
+    tuned = _settings(tmp_path, "eu", store=StoreConfig(lease_ttl_s=45, max_clusters_per_instance=3))
+    daemon, store = _daemon(tmp_path, clock, _settings(tmp_path, "eu"), tuned)
+    try:
+        assert daemon.tick() is not None
+        before = _held(store)
+        daemon.ask_reload()
+        daemon._apply_reload()
+        assert daemon.tick() is not None
+        assert _held(store) == before, "the same database: the lease is carried, epoch and all"
+    finally:
+        daemon.stop()
+        daemon._close()
+
+
 def test_a_reload_onto_another_store_carries_no_lease(tmp_path: Path, clock: FakeClock) -> None:
     first = _settings(tmp_path, "eu")
     moved = _settings(tmp_path, "eu", store=StoreConfig(url=f"sqlite:///{tmp_path / 'other.db'}"))

@@ -157,6 +157,10 @@ def wait_for(what: str, probe: Callable[[], T | None], proc: DaemonProcess, time
             )
         try:
             value = probe()
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise DemoFailed(f"the daemon's API refused the demo's token ({exc.code})") from exc
+            value = None  # 404: not recorded yet; 5xx: the store is being reopened
         except (urllib.error.URLError, OSError, ValueError):
             value = None  # the API is not up yet, or a cycle is writing
         if value is not None:

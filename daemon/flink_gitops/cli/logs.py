@@ -72,7 +72,7 @@ def _text_format(record: Record) -> str:
     return (
         "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
         "<cyan>{name}</cyan>:<cyan>{function}</cyan>:<cyan>{line}</cyan> - "
-        f"{shown}<level>{{message}}</level>\n{{exception}}"
+        f"{shown}<level>{{message}}</level>\n" + ("{extra[_exc]}" if "_exc" in record["extra"] else "")
     )
 
 
@@ -85,11 +85,13 @@ def json_line(record: Record) -> str:
         "message": record["message"],
     }
     for key, value in record["extra"].items():
+        if key.startswith("_"):
+            continue
         if key not in out and (value is None or isinstance(value, str | int | float | bool)):
             out[key] = value
-    exc = record["exception"]
-    if exc is not None and exc.type is not None:
-        out["exception"] = "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+    exc = record["extra"].get("_exc") or _traceback(record)
+    if exc:
+        out["exception"] = exc
     return json.dumps(out, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
@@ -132,8 +134,19 @@ def resolve(fmt: LogFormat, stream: TextIO | None = None) -> Literal["text", "js
     return fmt
 
 
+def _traceback(record: Record) -> str | None:
+    """The record's traceback as text, credentials redacted (an exception's text may quote them)."""
+    exc = record["exception"]
+    if exc is None or exc.type is None:
+        return None
+    return redact_credentials("".join(traceback.format_exception(exc.type, exc.value, exc.traceback)))
+
+
 def _redact(record: Record) -> None:
     record["message"] = redact_credentials(record["message"])
+    shown = _traceback(record)
+    if shown is not None:
+        record["extra"]["_exc"] = shown  # both formats print this, never loguru's own {exception}
 
 
 def configure(level: str, fmt: LogFormat) -> Literal["text", "json"]:

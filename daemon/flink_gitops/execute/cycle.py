@@ -112,6 +112,8 @@ class ActionResult:
     duration_s: float | None = None
     #: seconds from a savepoint's trigger to its completion, when the action took one.
     savepoint_s: float | None = None
+    #: not taken: a pause came in while the cycle ran (nothing failed; it waits for resume).
+    held: bool = False
 
 
 @dataclass
@@ -170,6 +172,8 @@ class CycleResult:
             result = self.results.get(name)
             if name in self.led_elsewhere:
                 bucket = "led elsewhere"
+            elif result is not None and result.held:
+                bucket = "paused"
             elif result is not None:
                 bucket = _DONE.get(result.kind, result.kind.value) if result.ok else "failed"
             elif report.status is Status.IN_SYNC:
@@ -600,7 +604,7 @@ class Reconciler:
                 paused = None if urgent(action, Status.PAUSED) else self._paused_since_plan(action.job)
                 if paused is not None:  # paused while this cycle ran: the action waits
                     result.results[action.job] = ActionResult(
-                        action.job, action.kind, False, None, paused, retry=True
+                        action.job, action.kind, False, None, paused, retry=True, held=True
                     )
                     continue
                 try:
@@ -968,7 +972,8 @@ class Reconciler:
         commit = job.last_reconciled.commit if job.last_reconciled is not None else None
         result = self._act(action, Revision(DesiredState(commit, {}, (), frozenset(), {}, ()), commit), None)
         if not result.ok:
-            raise PermanentError(f"savepoint of job {name!r} failed: {result.message}")
+            failed = TemporaryError if result.retry else PermanentError  # may the caller ask again
+            raise failed(f"savepoint of job {name!r} failed: {result.message}")
         latest = self.store.jobs.get(name)
         assert latest is not None
         assert latest.savepoint is not None

@@ -687,6 +687,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _is_credential(ref: SecretRef | None) -> bool:
+    return ref is not None and ref.credential is not None
+
+
 class ApiServer:
     """uvicorn on its own thread over a socket bound at construction; ``stop()`` ends it."""
 
@@ -724,8 +728,16 @@ class ApiServer:
             for k in ("enabled", "host", "port", "max_body_bytes")
             if getattr(new, k) != getattr(self._config, k)
         ]
-        if fixed:
+        if fixed:  # against what the server was started with: still not in effect
             logger.warning("http.{} changed: takes effect at the next restart", ", http.".join(fixed))
+        copied = [f"http.{k}" for k in ("tokens", "webhook_secret") if _is_credential(getattr(new, k))]
+        if copied:
+            # systemd copies LoadCredential= files once, at start: a reload reads that copy again
+            logger.warning(
+                "{} come from systemd credentials, copied at service start: a changed credential "
+                "file takes effect at `systemctl restart`, not at a reload",
+                " and ".join(copied),
+            )
         logger.info("api: tokens and webhook secret re-read")
 
     def stop(self) -> None:

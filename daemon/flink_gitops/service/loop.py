@@ -44,7 +44,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
 from flink_gitops.clock import Clock
-from flink_gitops.errors import FlinkGitOpsError
+from flink_gitops.errors import FlinkGitOpsError, TemporaryError
 from flink_gitops.execute.cycle import CycleResult, Reconciler, Revision
 from flink_gitops.record.store import Lease
 from flink_gitops.service.alerts import Alert, Alerter, conditions
@@ -204,8 +204,8 @@ class Daemon:
     def _carry_leases(self, settings: Settings) -> dict[str, Lease]:
         """The leases the reconciler for ``settings`` keeps (taken out of the old one's hands)."""
         old = self._reconciler
-        if old is None or settings.store != self.settings.store:
-            return {}
+        if old is None or _database(settings) != _database(self.settings):
+            return {}  # another database: these leases mean nothing there
         carried = {c: lease for c, lease in old.leases.items() if c in settings.clusters}
         for cluster in carried:
             del old.leases[cluster]
@@ -265,6 +265,9 @@ class Daemon:
         assert self._source is not None
         assert self._loader is not None
         assert self._reconciler is not None
+        if self._savepoints:  # asked for now: they need no revision, so not even a Git outage waits
+            self._reconciler.lead_all()
+            self._take_queued_savepoints(self._reconciler)
         polled = self._source.poll()
         if self._source.last_poll is not None:
             done = self._source.last_poll
@@ -283,7 +286,6 @@ class Daemon:
                 logger.error("{}: {}", problem.where(), problem.message)
             self._last = (commit, desired)
         self._reconciler.lead_all()  # keep our clusters, take free ones; the rest are only observed
-        self._take_queued_savepoints(self._reconciler)
         result = self._reconciler.cycle(Revision(desired, commit, signer), tree=tree)
         self.alerter.observe(
             conditions(
@@ -319,14 +321,24 @@ class Daemon:
             return True
 
     def _take_queued_savepoints(self, reconciler: Reconciler) -> None:
-        """Take the queued savepoints, each audited and fenced as ``flink-gitops savepoint JOB``."""
+        """Take the queued savepoints, each audited and fenced as ``flink-gitops savepoint JOB``.
+        One that fails for a temporary reason (another operation of the job open, the cluster
+        unreachable, the lease lost) stays queued for the next tick; a permanent failure is
+        logged and dropped; a stop leaves the rest queued (it dies with the process, said)."""
         with self._queue_lock:
             jobs, self._savepoints = list(self._savepoints), {}
-        for job in jobs:
+        for n, job in enumerate(jobs):
             if self._stop.is_set():
+                logger.warning("stopping: the API's savepoints of {} were not taken", ", ".join(jobs[n:]))
                 return
             try:
                 path = reconciler.manual_savepoint(job)
+            except TemporaryError as exc:
+                logger.warning(
+                    "job {}: the savepoint asked for by the API waits for the next tick: {}", job, exc
+                )
+                self.queue_savepoint(job)
+                continue
             except FlinkGitOpsError as exc:
                 logger.error("job {}: the savepoint asked for by the API was not taken: {}", job, exc)
                 continue
@@ -473,6 +485,12 @@ class Daemon:
                 self._close()
         logger.info("stopped after {} cycle(s)", self.cycles)
         return self.exit_code
+
+
+def _database(settings: Settings) -> tuple[object, ...]:
+    """What names the store's database (its lease TTL or replica cap may change on a reload)."""
+    store = settings.store
+    return (store.url, store.password) if store.url else ("sqlite", settings.state_dir.resolve())
 
 
 def _install_signals(daemon: Daemon) -> dict[int, Any]:
