@@ -27,14 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_sync import _in_child, _serve  # type: ignore[import-not-found]
+from bench_sync import _in_child, _serve, record_stable  # type: ignore[import-not-found]
 from flink_gitops.clock import SystemClock
-from flink_gitops.execute.journal import spec_record
-from flink_gitops.execute.procedures import RunSpec
-from flink_gitops.flink.ids import job_id_for
-from flink_gitops.lifecycle import JobLifecycle
 from flink_gitops.record.keys import generate_key_file
-from flink_gitops.record.store import JobUpdate, Store, cluster_lease
+from flink_gitops.record.store import Store
 from flink_gitops.settings import ClusterConfig, Settings
 from flink_gitops.source.git import seed_repository
 from flink_gitops.source.tree import DirectoryTree
@@ -79,28 +75,7 @@ def _fill(repo: Path, db: Path, clusters: int) -> dict[str, dict[str, str]]:
     assert not desired.errors, desired.errors[:3]
     store = Store.from_url(f"sqlite:///{db}")
     per_cluster: dict[str, dict[str, str]] = {f"c{k}": {} for k in range(clusters)}
-    by_cluster: dict[str, list[Any]] = {}
-    for d in desired.valid_jobs().values():
-        by_cluster.setdefault(d.spec.spec.cluster, []).append(d)
-    for cluster, jobs in by_cluster.items():
-        lease = store.leases.acquire("bench-fill", 3600, name=cluster_lease(cluster))
-        assert lease is not None
-        with store.unit(epoch=lease.epoch, lease=cluster_lease(cluster)) as uow:
-            for d in jobs:
-                uow.jobs.create(d.name, cluster, file=d.file)
-                job = uow.jobs.next_generation(d.name, by=2)
-                jid = job_id_for(job.uid, job.generation - 1)
-                record = spec_record(RunSpec.of(d, None).to_record())
-                update = JobUpdate(
-                    state=JobLifecycle.STABLE,
-                    flink_job_id=jid,
-                    last_reconciled=record,
-                    last_stable=record,
-                    fingerprint={"job_id": jid, "name": jid[:8], "tasks": 1},
-                )
-                uow.jobs.update(d.name, update)
-                per_cluster[cluster][jid] = "RUNNING"
-        store.leases.release(lease)
+    per_cluster |= record_stable(store, desired.valid_jobs().values(), None, lambda name: "RUNNING")
     store.close()
     return per_cluster
 

@@ -22,6 +22,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,26 +77,24 @@ def _spec(i: int, clusters: int) -> DesiredJob:
     )
 
 
-def _fill(
-    size: int, clusters: int, db: Path, drifted: float = 0.0
-) -> tuple[dict[str, dict[str, str]], float]:
-    """Write every job as deployed and stable, as the reconciler would have (a process of its own)."""
-    store = Store.from_url(f"sqlite:///{db}")
-    per_cluster: dict[str, dict[str, str]] = {f"c{k}": {} for k in range(clusters)}
-    t0 = time.perf_counter()
-    every = round(1 / drifted) if drifted else 0
+def record_stable(
+    store: Store, jobs: Iterable[DesiredJob], commit: str | None, live: Callable[[str], str]
+) -> dict[str, dict[str, str]]:
+    """Record every job as deployed and stable, as the reconciler would have; cluster → Flink job
+    id → the state its fake lists (``live(name)``: RUNNING, or CANCELED for drift)."""
+    per_cluster: dict[str, dict[str, str]] = {}
     by_cluster: dict[str, list[DesiredJob]] = {}
-    for d in (_spec(i, clusters) for i in range(size)):
+    for d in jobs:
         by_cluster.setdefault(d.spec.spec.cluster, []).append(d)
-    for cluster, jobs in by_cluster.items():
+    for cluster, listed in by_cluster.items():
         lease = store.leases.acquire("bench-fill", 3600, name=cluster_lease(cluster))
         assert lease is not None
         with store.unit(epoch=lease.epoch, lease=cluster_lease(cluster)) as uow:
-            for d in jobs:
+            for d in listed:
                 uow.jobs.create(d.name, cluster, file=d.file)
                 job = uow.jobs.next_generation(d.name, by=2)
                 jid = job_id_for(job.uid, job.generation - 1)
-                record = spec_record(RunSpec.of(d, "c" * 40).to_record())
+                record = spec_record(RunSpec.of(d, commit).to_record())
                 # what the executor records once a start is stable (the fake lists jid[:8], 1 task)
                 deployed = {"job_id": jid, "name": jid[:8], "tasks": 1}
                 update = JobUpdate(
@@ -106,10 +105,25 @@ def _fill(
                     fingerprint=deployed,
                 )
                 uow.jobs.update(d.name, update)
-                index = int(d.name.rsplit("-", 1)[1])
-                # live drift: a share of the jobs were cancelled by hand
-                per_cluster[cluster][jid] = "CANCELED" if every and index % every == 0 else "RUNNING"
+                per_cluster.setdefault(cluster, {})[jid] = live(d.name)
         store.leases.release(lease)
+    return per_cluster
+
+
+def _fill(
+    size: int, clusters: int, db: Path, drifted: float = 0.0
+) -> tuple[dict[str, dict[str, str]], float]:
+    """Write every job as deployed and stable, as the reconciler would have (a process of its own)."""
+    store = Store.from_url(f"sqlite:///{db}")
+    t0 = time.perf_counter()
+    every = round(1 / drifted) if drifted else 0
+
+    def live(name: str) -> str:
+        # live drift: a share of the jobs were cancelled by hand
+        return "CANCELED" if every and int(name.rsplit("-", 1)[1]) % every == 0 else "RUNNING"
+
+    per_cluster: dict[str, dict[str, str]] = {f"c{k}": {} for k in range(clusters)}
+    per_cluster |= record_stable(store, (_spec(i, clusters) for i in range(size)), "c" * 40, live)
     store.close()
     return per_cluster, time.perf_counter() - t0
 
