@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import statistics
@@ -32,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from flink_gitops.cli.demo_loop import Api, daemon, wait_for
+from flink_gitops.cli.demo_loop import Api, daemon, wait_for, write_private
 from flink_gitops.flink.client import FlinkClient
 from flink_gitops.flink.local import DEFAULT_VERSION, LocalFlinkCluster, ensure_flink
 from flink_gitops.record.keys import generate_key_file
@@ -42,13 +41,6 @@ from flink_gitops.source.git import commit_files, seed_repository
 ROOT = Path(__file__).resolve().parents[1]
 JOB = "payments-audit-tail"
 FILE = "jobs/payments.yaml"
-
-
-def _secret_file(path: Path, text: str) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    return path
 
 
 def _config(
@@ -63,8 +55,8 @@ def _config(
         "audit": {"key_file": str(state / "audit.key")},
         "http": {
             "port": 0,
-            "tokens": {"file": str(_secret_file(work / "tokens", f"operator:{hash_token(token)}"))},
-            "webhook_secret": {"file": str(_secret_file(work / "webhook-secret", secret))},
+            "tokens": {"file": str(write_private(work / "tokens", f"operator:{hash_token(token)}"))},
+            "webhook_secret": {"file": str(write_private(work / "webhook-secret", secret))},
         },
         "sync": {"stability_s": 2.0},
     }

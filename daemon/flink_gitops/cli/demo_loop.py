@@ -61,16 +61,22 @@ def _free_port(preferred: int) -> int:
         return int(s.getsockname()[1])
 
 
+def write_private(path: Path, text: str) -> Path:
+    """A new file (never an existing one) of mode 0600 holding ``text`` and a newline."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    return path
+
+
 def write_daemon_config(workdir: Path, state_dir: Path, repo: Path, rest_url: str) -> tuple[Path, str, str]:
     """The daemon's config file, the API base URL and the operator token (its file is 0600)."""
     token = secrets.token_urlsafe(24)
     token_file = workdir / "api-token"
     tokens_file = workdir / "api-tokens"
-    for path, text in ((token_file, token + "\n"), (tokens_file, f"operator:{hash_token(token)}\n")):
+    for path, text in ((token_file, token), (tokens_file, f"operator:{hash_token(token)}")):
         path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_private(path, text)
     port = _free_port(DEMO_API_PORT)
     config = {
         "state_dir": str(state_dir.resolve()),
